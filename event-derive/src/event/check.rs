@@ -1,0 +1,89 @@
+//! Rules of `#[derive(Event)]`, one function per rule.
+
+use super::ast::Input;
+use crate::ctxt::Ctxt;
+use crate::topic;
+
+pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) {
+    check_shape(cx, input);
+    check_generics(cx, input);
+    check_topic(cx, input);
+    check_version(cx, input);
+    check_format(cx, input);
+    check_keys(cx, input);
+}
+
+/// Rule: events are structs or enums.
+fn check_shape(cx: &Ctxt, input: &Input<'_>) {
+    if input.is_union {
+        cx.error_spanned_by(input.ident, "`#[derive(Event)]` does not support unions; use a struct");
+    }
+}
+
+/// Rule: an event type has one topic and one schema, so no generics.
+fn check_generics(cx: &Ctxt, input: &Input<'_>) {
+    let g = &input.original.generics;
+    if !g.params.is_empty() {
+        cx.error_spanned_by(
+            &g.params,
+            "`#[derive(Event)]` does not support generic types: an event type has exactly one topic and one schema; define one concrete type per event",
+        );
+    }
+}
+
+/// Rule: the topic is concrete and well formed.
+fn check_topic(cx: &Ctxt, input: &Input<'_>) {
+    if let Some(lit) = &input.attrs.topic {
+        if let Err(reason) = topic::check(&lit.value(), false) {
+            cx.error_spanned_by(lit, format!("invalid topic `{}`: {reason}", lit.value()));
+        }
+    } else {
+        let derived = topic::from_type_name(&input.ident.to_string());
+        if let Err(reason) = topic::check(&derived, false) {
+            cx.error_spanned_by(
+                input.ident,
+                format!("the topic derived from the type name, `{derived}`, is invalid ({reason}); set one with `#[event(topic = \"...\")]`"),
+            );
+        }
+    }
+}
+
+/// Rule: schema versions start at 1.
+fn check_version(cx: &Ctxt, input: &Input<'_>) {
+    if let Some((0, lit)) = &input.attrs.version {
+        cx.error_spanned_by(lit, "`version` must be at least 1");
+    }
+}
+
+/// Rule: the format is a known codec.
+fn check_format(cx: &Ctxt, input: &Input<'_>) {
+    if let Some(lit) = &input.attrs.format {
+        match lit.value().as_str() {
+            "json" => {}
+            "protobuf" => cx.error_spanned_by(
+                lit,
+                "format \"protobuf\" is not available in this version of eventwire; use \"json\"",
+            ),
+            other => cx.error_spanned_by(
+                lit,
+                format!("unknown format `{other}`; expected \"json\" or \"protobuf\""),
+            ),
+        }
+    }
+}
+
+/// Rule: at most one key field, and only on structs.
+fn check_keys(cx: &Ctxt, input: &Input<'_>) {
+    for extra in input.keys.iter().skip(1) {
+        cx.error_spanned_by(
+            extra.attr,
+            "only one field can be `#[event(key)]`; an event has a single ordering key",
+        );
+    }
+    for attr in &input.variant_keys {
+        cx.error_spanned_by(
+            attr,
+            "`#[event(key)]` is only supported on struct fields; an enum event has no single key field",
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! Payload codecs. The codec belongs to the event type (`#[event(format = ...)]`);
+//! every transport, the in-memory bus included, carries encoded bytes.
+
+pub mod json;
+
+use std::fmt;
+
+/// The payload encoding of an event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// JSON through serde (`content-type: application/json`).
+    Json,
+    /// Protocol buffers through prost (`content-type: application/protobuf`).
+    Protobuf,
+}
+
+impl Format {
+    /// The `content-type` written next to the payload.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Protobuf => "application/protobuf",
+        }
+    }
+
+    /// The short name used in attributes and descriptions (`json`, `protobuf`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Protobuf => "protobuf",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// An event could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode `{event}` as {format}: {source}")]
+pub struct EncodeError {
+    /// Rust name of the event type.
+    pub event: &'static str,
+    /// The codec that failed.
+    pub format: Format,
+    /// What the codec reported.
+    #[source]
+    pub source: Source,
+}
+
+/// A payload could not be decoded into an event type.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode `{event}` (schema version {version}, {format}): {kind}")]
+pub struct DecodeError {
+    /// Rust name of the event type that was asked for.
+    pub event: &'static str,
+    /// The schema version carried by the envelope.
+    pub version: u32,
+    /// The codec of the event type.
+    pub format: Format,
+    /// What failed.
+    #[source]
+    pub kind: DecodeErrorKind,
+}
+
+/// Why a payload could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// The envelope carries a schema version the event type cannot read.
+    #[error("unknown schema version {found}; this consumer reads version {expected}")]
+    UnknownVersion {
+        /// Version found in the envelope.
+        found: u32,
+        /// Newest version the consumer knows.
+        expected: u32,
+    },
+    /// The envelope's `content-type` is not the event type's codec.
+    #[error("content type `{found}` does not match `{expected}`")]
+    ContentType {
+        /// Content type of the envelope.
+        found: String,
+        /// Content type of the codec.
+        expected: &'static str,
+    },
+    /// The codec rejected the bytes.
+    #[error("malformed payload: {0}")]
+    Malformed(#[source] Source),
+}
+
+impl DecodeError {
+    /// A version this consumer does not know.
+    pub fn unknown_version<E: crate::Event>(found: u32) -> Self {
+        DecodeError {
+            event: E::NAME,
+            version: found,
+            format: E::FORMAT,
+            kind: DecodeErrorKind::UnknownVersion {
+                found,
+                expected: E::VERSION,
+            },
+        }
+    }
+}

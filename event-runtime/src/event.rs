@@ -1,0 +1,135 @@
+//! The [`Event`] trait, implemented by `#[derive(Event)]`, and the descriptors it registers.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use crate::codec::{DecodeError, EncodeError, Format};
+
+/// A typed event: a value with a topic, a schema version and a codec.
+///
+/// Implemented by `#[derive(Event)]`; implementing it by hand is possible but
+/// the derive also registers the event in the link-time registry, checks the
+/// topic at compile time and keeps `encode`/`decode` consistent with `FORMAT`.
+///
+/// ```
+/// use eventwire::prelude::*;
+///
+/// #[derive(Debug, Serialize, Deserialize, Event)]
+/// #[event(topic = "orders.created", version = 2)]
+/// struct OrderCreated {
+///     #[event(key)]
+///     order_id: String,
+///     total_cents: i64,
+/// }
+///
+/// const TOPIC: &str = OrderCreated::TOPIC;
+/// assert_eq!(TOPIC, "orders.created");
+/// assert_eq!(OrderCreated::VERSION, 2);
+/// let evt = OrderCreated { order_id: "o-1".into(), total_cents: 100 };
+/// assert_eq!(evt.key().as_deref(), Some("o-1"));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an eventwire event",
+    label = "`{Self}` does not implement `Event`",
+    note = "add `#[derive(Event)]` to `{Self}` (with `#[event(topic = \"...\")]` to choose its topic), or take `RawEvent` to receive undecoded events"
+)]
+pub trait Event: Sized + Send + Sync + 'static {
+    /// The topic every event of this type is published on (`orders.created`).
+    const TOPIC: &'static str;
+    /// The schema version written into every envelope; at least 1.
+    const VERSION: u32;
+    /// The Rust type name (`OrderCreated`), used in errors and descriptions.
+    const NAME: &'static str;
+    /// How the payload is encoded.
+    const FORMAT: Format;
+
+    /// The ordering / partition key, from the field marked `#[event(key)]`.
+    fn key(&self) -> Option<Cow<'_, str>>;
+
+    /// Encodes the payload with the event's codec.
+    fn encode(&self) -> Result<Bytes, EncodeError>;
+
+    /// Decodes a payload that was published with schema `version`.
+    ///
+    /// A version this type does not know is an error, never a best-effort decode.
+    fn decode(version: u32, payload: &[u8]) -> Result<Self, DecodeError>;
+
+    /// The registry entry of this event type.
+    fn descriptor() -> &'static EventDescriptor;
+}
+
+/// Turns the value of an `#[event(key)]` field into the event key.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an event key",
+    label = "the `#[event(key)]` field has type `{Self}`",
+    note = "event keys are strings or integers (`String`, `&str`, `u64`, `Uuid`, ...); implement `EventKey` for other types"
+)]
+pub trait EventKey {
+    /// The key as text; equal keys must produce equal text.
+    fn event_key(&self) -> Cow<'_, str>;
+}
+
+impl EventKey for String {
+    fn event_key(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl EventKey for str {
+    fn event_key(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl<T: EventKey + ?Sized> EventKey for &T {
+    fn event_key(&self) -> Cow<'_, str> {
+        (**self).event_key()
+    }
+}
+
+impl<T: EventKey + ?Sized> EventKey for Box<T> {
+    fn event_key(&self) -> Cow<'_, str> {
+        (**self).event_key()
+    }
+}
+
+impl EventKey for Cow<'_, str> {
+    fn event_key(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl EventKey for uuid::Uuid {
+    fn event_key(&self) -> Cow<'_, str> {
+        Cow::Owned(self.to_string())
+    }
+}
+
+macro_rules! integer_keys {
+    ($($t:ty)*) => {$(
+        impl EventKey for $t {
+            fn event_key(&self) -> Cow<'_, str> {
+                Cow::Owned(self.to_string())
+            }
+        }
+    )*};
+}
+integer_keys!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize char);
+
+/// What the registry knows about one event type.
+#[derive(Debug)]
+pub struct EventDescriptor {
+    /// Rust type name (`OrderCreated`).
+    pub name: &'static str,
+    /// Full path of the type (`my_app::orders::OrderCreated`).
+    pub type_path: &'static str,
+    /// The topic.
+    pub topic: &'static str,
+    /// The schema version.
+    pub version: u32,
+    /// The codec.
+    pub format: Format,
+    /// The name of the `#[event(key)]` field, if any.
+    pub key_field: Option<&'static str>,
+}

@@ -1,0 +1,234 @@
+//! What a handler knows about the event it is processing.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::codec::{DecodeError, DecodeErrorKind};
+use crate::envelope::{Envelope, EventId};
+use crate::publisher::{PublishError, PublishOptions, Publisher};
+use crate::Event;
+
+/// The delivery context of one event, taken by a handler as an argument.
+///
+/// Publishing through the context links the new event to the one being
+/// handled: its causation id is this event's id, its correlation id is this
+/// event's correlation id, and the trace context is passed on.
+///
+/// ```
+/// use eventwire::prelude::*;
+///
+/// #[derive(Debug, Serialize, Deserialize, Event)]
+/// struct PaymentReceived { order_id: String }
+/// #[derive(Debug, Serialize, Deserialize, Event)]
+/// struct OrderPaid { order_id: String }
+///
+/// #[handler]
+/// async fn mark_paid(evt: PaymentReceived, ctx: Context) -> Result<(), HandlerError> {
+///     tracing_like_log(ctx.event_id().as_str(), ctx.attempt());
+///     ctx.publish(&OrderPaid { order_id: evt.order_id }).await?;
+///     Ok(())
+/// }
+/// # fn tracing_like_log(_: &str, _: u32) {}
+/// ```
+#[derive(Clone)]
+pub struct Context {
+    envelope: Arc<Envelope>,
+    attempt: u32,
+    handler: &'static str,
+    publisher: Publisher,
+}
+
+impl Context {
+    pub(crate) fn new(
+        envelope: Arc<Envelope>,
+        attempt: u32,
+        handler: &'static str,
+        publisher: Publisher,
+    ) -> Self {
+        Context {
+            envelope,
+            attempt,
+            handler,
+            publisher,
+        }
+    }
+
+    /// The event id (`ce-id`).
+    pub fn event_id(&self) -> &EventId {
+        &self.envelope.id
+    }
+
+    /// When the event was published (`ce-time`).
+    pub fn occurred_at(&self) -> SystemTime {
+        self.envelope.time
+    }
+
+    /// The attempt number, 1 for the first delivery.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The topic the event was published on.
+    pub fn topic(&self) -> &str {
+        &self.envelope.topic
+    }
+
+    /// The service that published the event (`ce-source`).
+    pub fn source(&self) -> &str {
+        &self.envelope.source
+    }
+
+    /// The correlation id shared by every event of this flow.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.envelope.correlation_id.as_deref()
+    }
+
+    /// The id of the event whose handler published this one.
+    pub fn causation_id(&self) -> Option<&str> {
+        self.envelope.causation_id.as_deref()
+    }
+
+    /// The W3C `traceparent` the publisher sent.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.envelope.traceparent.as_deref()
+    }
+
+    /// The event key (`ce-partitionkey`).
+    pub fn key(&self) -> Option<&str> {
+        self.envelope.key.as_deref()
+    }
+
+    /// Extra headers the publisher attached (not the envelope's own attributes).
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.envelope.headers
+    }
+
+    /// One extra header, matched case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.envelope.header(name)
+    }
+
+    /// The name of the handler running.
+    pub fn handler(&self) -> &'static str {
+        self.handler
+    }
+
+    /// The whole envelope.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    pub(crate) fn envelope_arc(&self) -> Arc<Envelope> {
+        self.envelope.clone()
+    }
+
+    /// A publisher whose events are caused by this one.
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// Publishes an event caused by this one.
+    pub async fn publish<E: Event>(&self, event: &E) -> Result<EventId, PublishError> {
+        self.publish_with(event, PublishOptions::default()).await
+    }
+
+    /// Publishes an event caused by this one, with extra options.
+    pub async fn publish_with<E: Event>(
+        &self,
+        event: &E,
+        options: PublishOptions,
+    ) -> Result<EventId, PublishError> {
+        self.publisher
+            .publish_with(event, options.caused_by(&self.envelope))
+            .await
+    }
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("event_id", &self.envelope.id)
+            .field("topic", &self.envelope.topic)
+            .field("attempt", &self.attempt)
+            .field("handler", &self.handler)
+            .finish()
+    }
+}
+
+/// An event that is not decoded: the first parameter of handlers that
+/// subscribe to wildcard topics (`orders.*`, `orders.>`) or want the bytes.
+///
+/// ```
+/// use eventwire::prelude::*;
+///
+/// #[handler(topic = "orders.>", group = "audit")]
+/// async fn audit(evt: RawEvent) {
+///     println!("{} {} bytes", evt.topic(), evt.payload().len());
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RawEvent {
+    envelope: Arc<Envelope>,
+}
+
+impl RawEvent {
+    pub(crate) fn new(envelope: Arc<Envelope>) -> Self {
+        RawEvent { envelope }
+    }
+
+    /// The topic it was published on.
+    pub fn topic(&self) -> &str {
+        &self.envelope.topic
+    }
+
+    /// The encoded payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.envelope.payload
+    }
+
+    /// The schema version.
+    pub fn schema_version(&self) -> u32 {
+        self.envelope.schema_version
+    }
+
+    /// The payload's content type.
+    pub fn content_type(&self) -> &str {
+        &self.envelope.content_type
+    }
+
+    /// The whole envelope.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// Decodes the payload as `E`, checking topic-independent rules: content
+    /// type and schema version.
+    pub fn decode<E: Event>(&self) -> Result<E, DecodeError> {
+        decode_envelope(&self.envelope)
+    }
+}
+
+/// Decodes an envelope as `E`: the content type must be `E`'s codec, the
+/// version one `E` can read.
+pub(crate) fn decode_envelope<E: Event>(envelope: &Envelope) -> Result<E, DecodeError> {
+    let expected = E::FORMAT.content_type();
+    if !content_type_matches(&envelope.content_type, expected) {
+        return Err(DecodeError {
+            event: E::NAME,
+            version: envelope.schema_version,
+            format: E::FORMAT,
+            kind: DecodeErrorKind::ContentType {
+                found: envelope.content_type.to_string(),
+                expected,
+            },
+        });
+    }
+    E::decode(envelope.schema_version, &envelope.payload)
+}
+
+fn content_type_matches(found: &str, expected: &str) -> bool {
+    // `application/json; charset=utf-8` is still JSON.
+    let base = found.split(';').next().unwrap_or("").trim();
+    base.eq_ignore_ascii_case(expected)
+        || (expected == "application/protobuf" && base.eq_ignore_ascii_case("application/x-protobuf"))
+}

@@ -1,0 +1,342 @@
+//! Runs handlers on deliveries: workers, timeout, panics, retries, dead letters.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Context, ErasedHandler, HandlerError, RetryPolicy};
+use crate::envelope::Envelope;
+use crate::observe::{HandlerCounters, HandlerRun, Observer, Outcome};
+use crate::publisher::Publisher;
+use crate::transport::{
+    default_dead_letter_topic, Acker, DeadLetter, Delivery, Subscription, Transport,
+};
+
+/// One handler, resolved for one app: the function and its delivery policy.
+pub(crate) struct HandlerRuntime {
+    pub(crate) name: &'static str,
+    pub(crate) group: Arc<str>,
+    pub(crate) handler: Arc<dyn ErasedHandler>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) concurrency: usize,
+    pub(crate) ordered: bool,
+    pub(crate) dead_letter_topic: Option<&'static str>,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) publisher: Publisher,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) counters: HandlerCounters,
+}
+
+enum Verdict {
+    Done,
+    Retry(HandlerError),
+    GiveUp(HandlerError),
+}
+
+impl HandlerRuntime {
+    /// Starts the workers of this handler on `tasks`; they stop taking new
+    /// events when `stop` is cancelled.
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        subscription: Arc<dyn Subscription>,
+        stop: CancellationToken,
+        tasks: &mut JoinSet<()>,
+    ) {
+        if self.ordered {
+            self.spawn_ordered(subscription, stop, tasks);
+            return;
+        }
+        for _ in 0..self.concurrency {
+            let rt = self.clone();
+            let sub = subscription.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                while let Some(delivery) = next_delivery(&*sub, &stop).await {
+                    rt.process(delivery).await;
+                }
+            });
+        }
+    }
+
+    /// Per-key order: one lane per unit of concurrency, events of one key
+    /// always in the same lane, and failures retried in place so that a
+    /// later event of the key never overtakes an earlier one.
+    fn spawn_ordered(
+        self: &Arc<Self>,
+        subscription: Arc<dyn Subscription>,
+        stop: CancellationToken,
+        tasks: &mut JoinSet<()>,
+    ) {
+        let mut lanes = Vec::with_capacity(self.concurrency);
+        for _ in 0..self.concurrency {
+            let (tx, mut rx) = mpsc::channel::<Delivery>(1);
+            lanes.push(tx);
+            let rt = self.clone();
+            tasks.spawn(async move {
+                while let Some(delivery) = rx.recv().await {
+                    rt.process_in_place(delivery).await;
+                }
+            });
+        }
+        tasks.spawn(async move {
+            while let Some(delivery) = next_delivery(&*subscription, &stop).await {
+                let lane = lane_of(&delivery.envelope, lanes.len());
+                if lanes[lane].send(delivery).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    async fn process(&self, delivery: Delivery) {
+        let Delivery {
+            envelope,
+            attempt,
+            stream_sequence,
+            acker,
+        } = delivery;
+        let started = Instant::now();
+        let result = self.attempt(&envelope, attempt, &*acker).await;
+        let outcome = match self.judge(result, attempt) {
+            Verdict::Done => {
+                settle(acker.ack(), self.name, "ack").await;
+                Outcome::Succeeded
+            }
+            Verdict::Retry(error) => {
+                let delay = self.retry.backoff.delay(attempt);
+                settle(acker.nak(delay), self.name, "nak").await;
+                retrying(self.name, &envelope, attempt, error, delay)
+            }
+            Verdict::GiveUp(error) => {
+                self.give_up(&envelope, attempt, stream_sequence, error, acker)
+                    .await
+            }
+        };
+        self.finish(&envelope, attempt, outcome, started.elapsed());
+    }
+
+    async fn process_in_place(&self, delivery: Delivery) {
+        let Delivery {
+            envelope,
+            mut attempt,
+            stream_sequence,
+            acker,
+        } = delivery;
+        loop {
+            let started = Instant::now();
+            let result = self.attempt(&envelope, attempt, &*acker).await;
+            match self.judge(result, attempt) {
+                Verdict::Done => {
+                    settle(acker.ack(), self.name, "ack").await;
+                    self.finish(&envelope, attempt, Outcome::Succeeded, started.elapsed());
+                    return;
+                }
+                Verdict::GiveUp(error) => {
+                    let outcome = self
+                        .give_up(&envelope, attempt, stream_sequence, error, acker)
+                        .await;
+                    self.finish(&envelope, attempt, outcome, started.elapsed());
+                    return;
+                }
+                Verdict::Retry(error) => {
+                    let delay = self.retry.backoff.delay(attempt);
+                    let outcome = retrying(self.name, &envelope, attempt, error, delay);
+                    self.finish(&envelope, attempt, outcome, started.elapsed());
+                    with_progress(&*acker, tokio::time::sleep(delay)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    fn judge(&self, result: Result<(), HandlerError>, attempt: u32) -> Verdict {
+        match result {
+            Ok(()) => Verdict::Done,
+            Err(e) if !e.is_retryable() || self.retry.is_last(attempt) => Verdict::GiveUp(e),
+            Err(e) => Verdict::Retry(e),
+        }
+    }
+
+    /// Runs the handler once: timeout applied, panics caught, progress
+    /// signalled while it runs.
+    async fn attempt(
+        &self,
+        envelope: &Arc<Envelope>,
+        attempt: u32,
+        acker: &dyn Acker,
+    ) -> Result<(), HandlerError> {
+        self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        let ctx = Context::new(envelope.clone(), attempt, self.name, self.publisher.clone());
+        let handler = &self.handler;
+        // The call itself decodes the payload: keep it inside the catch.
+        let run = AssertUnwindSafe(async move { handler.call(ctx).await }).catch_unwind();
+        let run = async {
+            match run.await {
+                Ok(result) => result,
+                Err(panic) => Err(HandlerError::panic(panic)),
+            }
+        };
+        let result = match self.timeout {
+            None => with_progress(acker, run).await,
+            Some(limit) => match with_progress(acker, tokio::time::timeout(limit, run)).await {
+                Ok(result) => result,
+                Err(_) => Err(HandlerError::timeout(limit)),
+            },
+        };
+        self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn give_up(
+        &self,
+        envelope: &Arc<Envelope>,
+        attempt: u32,
+        stream_sequence: Option<u64>,
+        error: HandlerError,
+        acker: Box<dyn Acker>,
+    ) -> Outcome {
+        let text = error.to_string();
+        let letter = DeadLetter {
+            envelope: envelope.clone(),
+            error: text.clone(),
+            error_kind: error.kind(),
+            handler: self.name.to_owned(),
+            group: self.group.to_string(),
+            attempts: attempt,
+            stream_sequence,
+            failed_at: SystemTime::now(),
+            topic: self
+                .dead_letter_topic
+                .map(str::to_owned)
+                .unwrap_or_else(|| default_dead_letter_topic(&envelope.topic)),
+        };
+        match self.transport.dead_letter(letter).await {
+            Ok(()) => {
+                tracing::error!(
+                    handler = self.name,
+                    event_id = %envelope.id,
+                    topic = %envelope.topic,
+                    attempt,
+                    error = %text,
+                    "event dead-lettered"
+                );
+                settle(acker.term(), self.name, "term").await;
+                Outcome::DeadLettered {
+                    error: text,
+                    kind: error.kind(),
+                }
+            }
+            Err(dl_error) => {
+                // Never acknowledge an event whose dead letter was not stored.
+                tracing::error!(
+                    handler = self.name,
+                    event_id = %envelope.id,
+                    error = %text,
+                    dead_letter_error = %dl_error,
+                    "dead letter failed; event left for redelivery"
+                );
+                let delay = self.retry.backoff.delay(attempt);
+                settle(acker.nak(delay), self.name, "nak").await;
+                Outcome::DeadLetterFailed {
+                    error: text,
+                    dead_letter_error: dl_error.to_string(),
+                }
+            }
+        }
+    }
+
+    fn finish(&self, envelope: &Envelope, attempt: u32, outcome: Outcome, elapsed: Duration) {
+        self.counters.record(&outcome, elapsed);
+        if let Some(observer) = &self.observer {
+            observer.handler_finished(&HandlerRun {
+                handler: self.name,
+                group: self.group.clone(),
+                event_id: envelope.id.clone(),
+                topic: envelope.topic.clone(),
+                attempt,
+                outcome,
+                elapsed,
+            });
+        }
+    }
+}
+
+async fn next_delivery(sub: &dyn Subscription, stop: &CancellationToken) -> Option<Delivery> {
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => None,
+        d = sub.next() => d,
+    }
+}
+
+fn retrying(
+    handler: &'static str,
+    envelope: &Envelope,
+    attempt: u32,
+    error: HandlerError,
+    delay: Duration,
+) -> Outcome {
+    tracing::warn!(
+        handler,
+        event_id = %envelope.id,
+        topic = %envelope.topic,
+        attempt,
+        error = %error,
+        retry_in = ?delay,
+        "handler failed; will retry"
+    );
+    Outcome::Retrying {
+        error: error.to_string(),
+        kind: error.kind(),
+        delay,
+    }
+}
+
+async fn settle(
+    op: futures_util::future::BoxFuture<'static, Result<(), crate::transport::TransportError>>,
+    handler: &'static str,
+    what: &'static str,
+) {
+    if let Err(e) = op.await {
+        tracing::warn!(handler, error = %e, "{what} failed; the transport will redeliver");
+    }
+}
+
+/// Drives `fut`, telling the transport every `progress_interval` that the
+/// event is still being worked on.
+async fn with_progress<F: std::future::Future>(acker: &dyn Acker, fut: F) -> F::Output {
+    let Some(every) = acker.progress_interval() else {
+        return fut.await;
+    };
+    tokio::pin!(fut);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            _ = ticker.tick() => {
+                if let Err(e) = acker.in_progress().await {
+                    tracing::warn!(error = %e, "in-progress signal failed");
+                }
+            }
+        }
+    }
+}
+
+fn lane_of(envelope: &Envelope, lanes: usize) -> usize {
+    let mut h = DefaultHasher::new();
+    match &envelope.key {
+        Some(key) => key.hash(&mut h),
+        // Events without a key have no order to keep: spread them.
+        None => envelope.id.hash(&mut h),
+    }
+    (h.finish() % lanes as u64) as usize
+}

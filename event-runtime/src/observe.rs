@@ -1,0 +1,134 @@
+//! What happened to each event: per-handler outcomes and counters.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::envelope::EventId;
+use crate::handler::HandlerErrorKind;
+
+/// The outcome of one attempt of one handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The handler succeeded; the event was acknowledged.
+    Succeeded,
+    /// The attempt failed; the event will be delivered again after `delay`.
+    Retrying {
+        /// The error, as text.
+        error: String,
+        /// Its class.
+        kind: HandlerErrorKind,
+        /// Delay before the next attempt.
+        delay: Duration,
+    },
+    /// The handler gave up; the event is in dead letters.
+    DeadLettered {
+        /// The error, as text.
+        error: String,
+        /// Its class.
+        kind: HandlerErrorKind,
+    },
+    /// The handler gave up but the dead letter could not be stored; the event
+    /// was not acknowledged and will be delivered again.
+    DeadLetterFailed {
+        /// The handler's error.
+        error: String,
+        /// Why the dead letter failed.
+        dead_letter_error: String,
+    },
+}
+
+/// One attempt of one handler on one event.
+#[derive(Debug, Clone)]
+pub struct HandlerRun {
+    /// The handler.
+    pub handler: &'static str,
+    /// Its group.
+    pub group: Arc<str>,
+    /// The event.
+    pub event_id: EventId,
+    /// The event's topic.
+    pub topic: Arc<str>,
+    /// Attempt number, 1 for the first.
+    pub attempt: u32,
+    /// What happened.
+    pub outcome: Outcome,
+    /// How long the attempt took.
+    pub elapsed: Duration,
+}
+
+/// Receives every [`HandlerRun`] of an app (the test harness records them;
+/// an exporter can turn them into metrics).
+pub trait Observer: Send + Sync + 'static {
+    /// Called after every attempt, once its outcome is settled.
+    fn handler_finished(&self, run: &HandlerRun);
+}
+
+/// Counters of one handler.
+#[derive(Debug, Default)]
+pub(crate) struct HandlerCounters {
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) busy_nanos: AtomicU64,
+}
+
+impl HandlerCounters {
+    pub(crate) fn record(&self, outcome: &Outcome, elapsed: Duration) {
+        let counter = match outcome {
+            Outcome::Succeeded => &self.succeeded,
+            Outcome::Retrying { .. } | Outcome::DeadLetterFailed { .. } => &self.retried,
+            Outcome::DeadLettered { .. } => &self.dead_lettered,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.busy_nanos.fetch_add(
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn snapshot(&self) -> HandlerMetrics {
+        HandlerMetrics {
+            succeeded: self.succeeded.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// A snapshot of one handler's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HandlerMetrics {
+    /// Attempts that succeeded.
+    pub succeeded: u64,
+    /// Attempts that failed and were retried.
+    pub retried: u64,
+    /// Events given up and dead-lettered.
+    pub dead_lettered: u64,
+    /// Attempts running now.
+    pub in_flight: u64,
+    /// Time spent in the handler, all attempts summed.
+    pub busy: Duration,
+}
+
+/// Counters of every handler of an app, by handler name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Per handler.
+    pub handlers: BTreeMap<&'static str, HandlerMetrics>,
+}
+
+impl Metrics {
+    pub(crate) fn collect<'a>(
+        it: impl Iterator<Item = (&'static str, &'a HandlerCounters)>,
+    ) -> Self {
+        Metrics {
+            handlers: it.map(|(name, c)| (name, c.snapshot())).collect(),
+        }
+    }
+}

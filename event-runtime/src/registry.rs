@@ -1,0 +1,334 @@
+//! The link-time registry of events and handlers, and start-up validation.
+//!
+//! `#[derive(Event)]` and `#[handler]` each add a descriptor to a
+//! `linkme` distributed slice, so every event and handler linked into the
+//! binary, from any module or crate, is found without a registration list.
+//!
+//! Validation is callable from the user's own tests:
+//!
+//! ```
+//! use eventwire::{registry::Registry, MemoryTransport};
+//!
+//! let errors = Registry::global().validate(&MemoryTransport::new(), "orders", &Default::default());
+//! assert!(errors.is_ok(), "{}", errors.unwrap_err());
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::event::EventDescriptor;
+use crate::handler::{Durability, HandlerDescriptor, StartPosition};
+use crate::topic::{validate_name, TopicError};
+use crate::transport::{Capabilities, Transport};
+
+#[doc(hidden)]
+#[linkme::distributed_slice]
+pub static EVENTS: [EventDescriptor];
+
+#[doc(hidden)]
+#[linkme::distributed_slice]
+pub static HANDLERS: [HandlerDescriptor];
+
+/// The events and handlers of a program.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    events: Vec<&'static EventDescriptor>,
+    handlers: Vec<&'static HandlerDescriptor>,
+}
+
+/// Which registered handlers an app runs.
+///
+/// ```
+/// use eventwire::HandlerSelection;
+/// let only_inventory = HandlerSelection::groups(["inventory"]);
+/// let two = HandlerSelection::names(["reserve_stock", "release_stock"]);
+/// # let _ = (only_inventory, two);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HandlerSelection {
+    /// Every registered handler (the default).
+    #[default]
+    All,
+    /// Handlers whose group is one of these.
+    Groups(Vec<String>),
+    /// Handlers with one of these names.
+    Names(Vec<String>),
+}
+
+impl HandlerSelection {
+    /// Every registered handler.
+    pub fn all() -> Self {
+        HandlerSelection::All
+    }
+
+    /// Handlers of these groups.
+    pub fn groups<I: IntoIterator<Item = S>, S: Into<String>>(groups: I) -> Self {
+        HandlerSelection::Groups(groups.into_iter().map(Into::into).collect())
+    }
+
+    /// Handlers with these names.
+    pub fn names<I: IntoIterator<Item = S>, S: Into<String>>(names: I) -> Self {
+        HandlerSelection::Names(names.into_iter().map(Into::into).collect())
+    }
+
+    fn selects(&self, handler: &HandlerDescriptor, group: &str) -> bool {
+        match self {
+            HandlerSelection::All => true,
+            HandlerSelection::Groups(g) => g.iter().any(|g| g == group),
+            HandlerSelection::Names(n) => n.iter().any(|n| n == handler.name),
+        }
+    }
+}
+
+/// One problem found at start-up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// Two event types claim the same topic.
+    #[error("event types `{first}` and `{second}` both use topic `{topic}`; give one of them another `#[event(topic = ...)]`")]
+    DuplicateTopic {
+        /// The topic.
+        topic: &'static str,
+        /// One type.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
+    /// Two handlers have the same name.
+    #[error("handlers `{first}` and `{second}` are both named `{name}`; set `#[handler(name = \"...\")]` on one of them")]
+    DuplicateHandler {
+        /// The name.
+        name: &'static str,
+        /// One function.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
+    /// A handler option the transport cannot honour.
+    #[error("handler `{handler}`: `{option}` is not supported by the {transport} transport: {reason}")]
+    UnsupportedOption {
+        /// The handler.
+        handler: &'static str,
+        /// The option as written.
+        option: &'static str,
+        /// The transport's kind.
+        transport: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A selected group or name matches no registered handler.
+    #[error("handler selection names {what} `{value}`, but no registered handler has it")]
+    UnknownSelection {
+        /// `group` or `name`.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// The service or a group name cannot be used in subjects and consumer names.
+    #[error(transparent)]
+    InvalidName(#[from] TopicError),
+    /// A handler takes `State<T>` that was never given to the builder.
+    #[error("handler `{handler}` takes `State<{type_name}>`, but no value of that type was given to the builder with `.state(...)`")]
+    MissingState {
+        /// The handler.
+        handler: &'static str,
+        /// The type.
+        type_name: &'static str,
+    },
+}
+
+/// Every problem found at start-up, reported together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationErrors(pub Vec<ValidationError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} start-up problem(s):", self.0.len())?;
+        for e in &self.0 {
+            write!(f, "\n  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+impl Registry {
+    /// Everything linked into this program.
+    pub fn global() -> Self {
+        Self::from_parts(EVENTS.iter().collect(), HANDLERS.iter().collect())
+    }
+
+    /// A registry of the given descriptors (for tests of the rules).
+    pub fn from_parts(
+        mut events: Vec<&'static EventDescriptor>,
+        mut handlers: Vec<&'static HandlerDescriptor>,
+    ) -> Self {
+        // Link order is not stable across builds; keep reports deterministic.
+        events.sort_by_key(|e| (e.topic, e.type_path));
+        handlers.sort_by_key(|h| (h.name, h.function));
+        Registry { events, handlers }
+    }
+
+    /// Registered event types.
+    pub fn events(&self) -> &[&'static EventDescriptor] {
+        &self.events
+    }
+
+    /// Registered handlers.
+    pub fn handlers(&self) -> &[&'static HandlerDescriptor] {
+        &self.handlers
+    }
+
+    /// The group a handler runs in for `service`.
+    pub fn group_of<'a>(handler: &'a HandlerDescriptor, service: &'a str) -> &'a str {
+        handler.options.group.unwrap_or(service)
+    }
+
+    /// The handlers `selection` picks for `service`.
+    pub fn select<'a>(
+        &'a self,
+        service: &'a str,
+        selection: &'a HandlerSelection,
+    ) -> impl Iterator<Item = &'static HandlerDescriptor> + 'a {
+        self.handlers
+            .iter()
+            .copied()
+            .filter(move |h| selection.selects(h, Self::group_of(h, service)))
+    }
+
+    /// Checks the registry, the selection and the options of the selected
+    /// handlers against `transport`; every problem is reported.
+    pub fn validate(
+        &self,
+        transport: &dyn Transport,
+        service: &str,
+        selection: &HandlerSelection,
+    ) -> Result<(), ValidationErrors> {
+        self.validate_with(transport.kind(), transport.capabilities(), service, selection)
+    }
+
+    pub(crate) fn validate_with(
+        &self,
+        kind: &'static str,
+        caps: Capabilities,
+        service: &str,
+        selection: &HandlerSelection,
+    ) -> Result<(), ValidationErrors> {
+        let mut errors = Vec::new();
+        self.check_topics(&mut errors);
+        self.check_handler_names(&mut errors);
+        check_selection(self, service, selection, &mut errors);
+        if let Err(e) = validate_name("service name", service) {
+            errors.push(e.into());
+        }
+        for h in self.select(service, selection) {
+            if let Some(g) = h.options.group {
+                if let Err(e) = validate_name("group", g) {
+                    errors.push(e.into());
+                }
+            }
+            check_options(h, kind, caps, &mut errors);
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(errors))
+        }
+    }
+
+    /// Rule: one topic, one event type.
+    fn check_topics(&self, errors: &mut Vec<ValidationError>) {
+        let mut by_topic: BTreeMap<&str, &EventDescriptor> = BTreeMap::new();
+        for e in &self.events {
+            match by_topic.get(e.topic) {
+                Some(first) if first.type_path != e.type_path => {
+                    errors.push(ValidationError::DuplicateTopic {
+                        topic: e.topic,
+                        first: first.type_path,
+                        second: e.type_path,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    by_topic.insert(e.topic, e);
+                }
+            }
+        }
+    }
+
+    /// Rule: handler names are unique in the program (they name consumers).
+    fn check_handler_names(&self, errors: &mut Vec<ValidationError>) {
+        let mut by_name: BTreeMap<&str, &HandlerDescriptor> = BTreeMap::new();
+        for h in &self.handlers {
+            match by_name.get(h.name) {
+                Some(first) => errors.push(ValidationError::DuplicateHandler {
+                    name: h.name,
+                    first: first.function,
+                    second: h.function,
+                }),
+                None => {
+                    by_name.insert(h.name, h);
+                }
+            }
+        }
+    }
+}
+
+/// Rule: a selection names only groups and handlers that exist (a typo would
+/// otherwise start a service that handles nothing).
+fn check_selection(
+    registry: &Registry,
+    service: &str,
+    selection: &HandlerSelection,
+    errors: &mut Vec<ValidationError>,
+) {
+    let (what, wanted, known): (_, &Vec<String>, BTreeSet<&str>) = match selection {
+        HandlerSelection::All => return,
+        HandlerSelection::Groups(g) => (
+            "group",
+            g,
+            registry
+                .handlers
+                .iter()
+                .map(|h| Registry::group_of(h, service))
+                .collect(),
+        ),
+        HandlerSelection::Names(n) => ("name", n, registry.handlers.iter().map(|h| h.name).collect()),
+    };
+    for value in wanted {
+        if !known.contains(value.as_str()) {
+            errors.push(ValidationError::UnknownSelection {
+                what,
+                value: value.clone(),
+            });
+        }
+    }
+}
+
+/// Rule: durable consumers and replay need a transport that keeps state.
+fn check_options(
+    h: &HandlerDescriptor,
+    transport: &'static str,
+    caps: Capabilities,
+    errors: &mut Vec<ValidationError>,
+) {
+    let unsupported = |option, reason| ValidationError::UnsupportedOption {
+        handler: h.name,
+        option,
+        transport,
+        reason,
+    };
+    if !caps.durable_consumers && matches!(h.options.durable, Durability::Named(_)) {
+        errors.push(unsupported(
+            "durable",
+            "its consumers do not outlive the process; use the jetstream transport",
+        ));
+    }
+    if !caps.replay && h.options.start == Some(StartPosition::All) {
+        errors.push(unsupported(
+            "start = \"all\"",
+            "it keeps no history to replay; use the jetstream transport",
+        ));
+    }
+}

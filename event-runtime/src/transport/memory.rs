@@ -1,0 +1,495 @@
+//! The in-memory bus: the embedded default transport.
+//!
+//! One process, no server. It carries the same envelopes, encoded by the same
+//! codecs, as the remote transports, and applies the same consumer-group,
+//! retry and dead-letter rules:
+//!
+//! - every consumer (group, handler) has a bounded queue; every consumer
+//!   whose topic pattern matches receives each event once; instances that
+//!   join the same consumer share its queue, so each event reaches one of them;
+//! - a full queue makes `publish` wait (backpressure); with
+//!   [`MemoryTransport::with_publish_timeout`] it fails with
+//!   [`PublishError::Backpressure`] instead. Nothing is ever dropped silently;
+//! - a nak re-queues the event after its delay; a delivery dropped without
+//!   being settled is re-queued at once;
+//! - consumer queues outlive the apps that use them, so an app can stop and
+//!   another take over on the same bus without losing queued events.
+//!
+//! What it does not promise: nothing survives the process. An event that no
+//! consumer's pattern matches reaches nobody (as on NATS); it is still
+//! counted by [`MemoryTransport::published`] when recording is on.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{
+    Acker, Capabilities, ConsumerSpec, DeadLetter, Delivery, Subscription, Transport,
+    TransportError,
+};
+use crate::envelope::Envelope;
+use crate::publisher::PublishError;
+use crate::topic::matches;
+
+/// Default queue capacity of one consumer.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// The in-memory bus. Clones share the same bus.
+///
+/// ```
+/// use eventwire::MemoryTransport;
+/// let bus = MemoryTransport::new().with_capacity(256);
+/// assert_eq!(bus.dead_letters().len(), 0);
+/// ```
+#[derive(Clone)]
+pub struct MemoryTransport {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    capacity: usize,
+    publish_timeout: Option<Duration>,
+    consumers: RwLock<HashMap<String, Arc<Consumer>>>,
+    routes: RwLock<HashMap<Arc<str>, Arc<[Arc<Consumer>]>>>,
+    dead_letters: Mutex<Vec<DeadLetter>>,
+    published: Option<Mutex<Vec<Arc<Envelope>>>>,
+    /// Copies of events queued, in flight or waiting for a redelivery.
+    outstanding: AtomicUsize,
+    idle: Notify,
+    closed: CancellationToken,
+    timers: TaskTracker,
+}
+
+struct Consumer {
+    name: String,
+    pattern: &'static str,
+    tx: async_channel::Sender<Queued>,
+    rx: async_channel::Receiver<Queued>,
+}
+
+struct Queued {
+    envelope: Arc<Envelope>,
+    attempt: u32,
+}
+
+impl Default for MemoryTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryTransport")
+            .field("capacity", &self.inner.capacity)
+            .field("outstanding", &self.outstanding())
+            .finish()
+    }
+}
+
+impl MemoryTransport {
+    /// A new bus with queues of [`DEFAULT_CAPACITY`].
+    pub fn new() -> Self {
+        Self::build(DEFAULT_CAPACITY, None, false)
+    }
+
+    fn build(capacity: usize, publish_timeout: Option<Duration>, record: bool) -> Self {
+        MemoryTransport {
+            inner: Arc::new(Inner {
+                capacity: capacity.max(1),
+                publish_timeout,
+                consumers: RwLock::default(),
+                routes: RwLock::default(),
+                dead_letters: Mutex::default(),
+                published: record.then(Mutex::default),
+                outstanding: AtomicUsize::new(0),
+                idle: Notify::new(),
+                closed: CancellationToken::new(),
+                timers: TaskTracker::new(),
+            }),
+        }
+    }
+
+    fn rebuild(self, f: impl FnOnce(&mut (usize, Option<Duration>, bool))) -> Self {
+        let mut cfg = (
+            self.inner.capacity,
+            self.inner.publish_timeout,
+            self.inner.published.is_some(),
+        );
+        f(&mut cfg);
+        Self::build(cfg.0, cfg.1, cfg.2)
+    }
+
+    /// Sets the queue capacity of every consumer (before the bus is used).
+    pub fn with_capacity(self, capacity: usize) -> Self {
+        self.rebuild(|c| c.0 = capacity)
+    }
+
+    /// Fails a publish with [`PublishError::Backpressure`] when a queue stays
+    /// full this long, instead of waiting indefinitely.
+    pub fn with_publish_timeout(self, timeout: Duration) -> Self {
+        self.rebuild(|c| c.1 = Some(timeout))
+    }
+
+    /// Records every published envelope, for [`MemoryTransport::published`].
+    pub fn with_recording(self) -> Self {
+        self.rebuild(|c| c.2 = true)
+    }
+
+    /// Every envelope published so far, in order (empty unless recording).
+    pub fn published(&self) -> Vec<Arc<Envelope>> {
+        match &self.inner.published {
+            Some(log) => log.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Dead letters stored so far.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.inner
+            .dead_letters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Event copies queued, in flight, or waiting for a redelivery.
+    pub fn outstanding(&self) -> usize {
+        self.inner.outstanding.load(Ordering::Acquire)
+    }
+
+    /// Events waiting in the queue of one consumer (`<group>__<handler>`).
+    pub fn queued(&self, consumer: &str) -> usize {
+        self.inner
+            .consumers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(consumer)
+            .map_or(0, |c| c.rx.len())
+    }
+
+    /// Resolves once no event is queued, in flight or waiting for a redelivery.
+    pub async fn wait_idle(&self) {
+        self.inner.wait_idle().await
+    }
+
+    fn routes(&self, topic: &Arc<str>) -> Arc<[Arc<Consumer>]> {
+        if let Some(r) = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+        {
+            return r.clone();
+        }
+        let consumers = self.inner.consumers.read().unwrap_or_else(|e| e.into_inner());
+        let mut matching: Vec<Arc<Consumer>> = consumers
+            .values()
+            .filter(|c| matches(c.pattern, topic))
+            .cloned()
+            .collect();
+        // Deterministic fan-out order keeps tests and backpressure reproducible.
+        matching.sort_by(|a, b| a.name.cmp(&b.name));
+        let route: Arc<[Arc<Consumer>]> = matching.into();
+        self.inner
+            .routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.clone(), route.clone());
+        route
+    }
+
+    async fn enqueue(&self, consumer: &Consumer, queued: Queued) -> Result<(), PublishError> {
+        let queued = match consumer.tx.try_send(queued) {
+            Ok(()) => return Ok(()),
+            Err(async_channel::TrySendError::Closed(_)) => return Err(PublishError::Closed),
+            Err(async_channel::TrySendError::Full(q)) => q,
+        };
+        let topic = queued.envelope.topic.to_string();
+        let send = consumer.tx.send(queued);
+        let sent = match self.inner.publish_timeout {
+            None => send.await,
+            Some(limit) => match tokio::time::timeout(limit, send).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(PublishError::Backpressure {
+                        topic,
+                        consumer: consumer.name.clone(),
+                        waited: limit,
+                    })
+                }
+            },
+        };
+        sent.map_err(|_| PublishError::Closed)
+    }
+}
+
+impl Inner {
+    fn settled(&self) {
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.outstanding.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Puts an event back in its consumer's queue after `delay`.
+    fn requeue(self: &Arc<Self>, consumer: Arc<Consumer>, queued: Queued, delay: Duration) {
+        if delay.is_zero() {
+            match consumer.tx.try_send(queued) {
+                Ok(()) => return,
+                Err(async_channel::TrySendError::Closed(_)) => {
+                    self.settled();
+                    return;
+                }
+                Err(async_channel::TrySendError::Full(q)) => return self.requeue_later(consumer, q, delay),
+            }
+        }
+        self.requeue_later(consumer, queued, delay)
+    }
+
+    fn requeue_later(self: &Arc<Self>, consumer: Arc<Consumer>, queued: Queued, delay: Duration) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            // No runtime left (process exit): the bus dies with it.
+            self.settled();
+            return;
+        };
+        let inner = self.clone();
+        let closed = self.closed.clone();
+        self.timers.spawn_on(
+            async move {
+                let requeued = tokio::select! {
+                    _ = closed.cancelled() => false,
+                    sent = async {
+                        tokio::time::sleep(delay).await;
+                        consumer.tx.send(queued).await.is_ok()
+                    } => sent,
+                };
+                if !requeued {
+                    inner.settled();
+                }
+            },
+            &handle,
+        );
+    }
+}
+
+struct MemoryAcker {
+    inner: Arc<Inner>,
+    consumer: Arc<Consumer>,
+    queued: Option<Queued>,
+}
+
+impl MemoryAcker {
+    fn settle(mut self: Box<Self>, redeliver: Option<Duration>) {
+        if let Some(mut queued) = self.queued.take() {
+            match redeliver {
+                None => self.inner.settled(),
+                Some(delay) => {
+                    queued.attempt += 1;
+                    self.inner.requeue(self.consumer.clone(), queued, delay);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MemoryAcker {
+    fn drop(&mut self) {
+        // Dropped unsettled (a worker stopped mid-event): deliver again, same attempt.
+        if let Some(queued) = self.queued.take() {
+            self.inner.requeue(self.consumer.clone(), queued, Duration::ZERO);
+        }
+    }
+}
+
+impl Acker for MemoryAcker {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), TransportError>> {
+        self.settle(None);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn nak(self: Box<Self>, delay: Duration) -> BoxFuture<'static, Result<(), TransportError>> {
+        self.settle(Some(delay));
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn term(self: Box<Self>) -> BoxFuture<'static, Result<(), TransportError>> {
+        self.settle(None);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn in_progress(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+struct MemorySubscription {
+    inner: Arc<Inner>,
+    consumer: Arc<Consumer>,
+    stopped: CancellationToken,
+}
+
+impl Subscription for MemorySubscription {
+    fn next(&self) -> BoxFuture<'_, Option<Delivery>> {
+        Box::pin(async move {
+            let queued = tokio::select! {
+                biased;
+                _ = self.stopped.cancelled() => return None,
+                _ = self.inner.closed.cancelled() => return None,
+                q = self.consumer.rx.recv() => q.ok()?,
+            };
+            Some(Delivery {
+                envelope: queued.envelope.clone(),
+                attempt: queued.attempt,
+                stream_sequence: None,
+                acker: Box::new(MemoryAcker {
+                    inner: self.inner.clone(),
+                    consumer: self.consumer.clone(),
+                    queued: Some(queued),
+                }),
+            })
+        })
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        self.stopped.cancel();
+        Box::pin(async {})
+    }
+}
+
+impl Transport for MemoryTransport {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            durable_consumers: true,
+            replay: false,
+            at_least_once: false,
+            max_payload: None,
+        }
+    }
+
+    fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), PublishError>> {
+        Box::pin(async move {
+            if self.inner.closed.is_cancelled() {
+                return Err(PublishError::Closed);
+            }
+            let envelope = Arc::new(envelope);
+            if let Some(log) = &self.inner.published {
+                log.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(envelope.clone());
+            }
+            let routes = self.routes(&envelope.topic);
+            for consumer in routes.iter() {
+                self.inner.outstanding.fetch_add(1, Ordering::AcqRel);
+                let queued = Queued {
+                    envelope: envelope.clone(),
+                    attempt: 1,
+                };
+                if let Err(e) = self.enqueue(consumer, queued).await {
+                    self.inner.settled();
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn subscribe(
+        &self,
+        spec: ConsumerSpec,
+    ) -> BoxFuture<'_, Result<Box<dyn Subscription>, TransportError>> {
+        Box::pin(async move {
+            if self.inner.closed.is_cancelled() {
+                return Err(TransportError::Closed);
+            }
+            let name = spec.consumer_name();
+            let consumer = {
+                let mut consumers = self.inner.consumers.write().unwrap_or_else(|e| e.into_inner());
+                match consumers.get(&name) {
+                    Some(c) if c.pattern != spec.topic => {
+                        return Err(TransportError::Config(format!(
+                            "consumer `{name}` already subscribes to `{}`, not `{}`",
+                            c.pattern, spec.topic
+                        )))
+                    }
+                    Some(c) => c.clone(),
+                    None => {
+                        let (tx, rx) = async_channel::bounded(self.inner.capacity);
+                        let c = Arc::new(Consumer {
+                            name: name.clone(),
+                            pattern: spec.topic,
+                            tx,
+                            rx,
+                        });
+                        consumers.insert(name, c.clone());
+                        self.inner
+                            .routes
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .clear();
+                        c
+                    }
+                }
+            };
+            Ok(Box::new(MemorySubscription {
+                inner: self.inner.clone(),
+                consumer,
+                stopped: CancellationToken::new(),
+            }) as Box<dyn Subscription>)
+        })
+    }
+
+    fn dead_letter(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), PublishError>> {
+        self.inner
+            .dead_letters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(letter);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn wait_idle(&self) -> Option<BoxFuture<'static, ()>> {
+        let inner = self.inner.clone();
+        Some(Box::pin(async move { inner.wait_idle().await }))
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            self.inner.closed.cancel();
+            self.inner.timers.close();
+            self.inner.timers.wait().await;
+            for c in self
+                .inner
+                .consumers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+            {
+                c.tx.close();
+            }
+            Ok(())
+        })
+    }
+}
