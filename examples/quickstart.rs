@@ -42,9 +42,14 @@ async fn reserve_stock(
 ) -> Result<(), HandlerError> {
     let left = stock
         .available
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(evt.quantity))
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            n.checked_sub(evt.quantity)
+        })
         .map_err(|_| {
-            println!("[inventory] out of stock for {}: dead-lettered, no retry", evt.order_id);
+            println!(
+                "[inventory] out of stock for {}: dead-lettered, no retry",
+                evt.order_id
+            );
             HandlerError::permanent_msg(format!("out of stock for {}", evt.order_id))
         })?;
     println!(

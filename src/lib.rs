@@ -44,8 +44,7 @@ pub use event_runtime::*;
 pub mod prelude {
     pub use event_derive::{handler, Event};
     pub use event_runtime::{
-        App, Context, Event as _, EventId, HandlerError, HandlerSelection, Publisher, RawEvent,
-        State,
+        App, Context, Event, EventId, HandlerError, HandlerSelection, Publisher, RawEvent, State,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -19,7 +19,9 @@ impl Ctxt {
     }
 
     pub(crate) fn error_at<M: Display>(&self, span: proc_macro2::Span, message: M) {
-        self.errors.borrow_mut().push(syn::Error::new(span, message));
+        self.errors
+            .borrow_mut()
+            .push(syn::Error::new(span, message));
     }
 
     pub(crate) fn syn_error(&self, error: syn::Error) {

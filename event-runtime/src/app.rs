@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::stop::StopSignal;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::handler::dispatch::HandlerRuntime;
@@ -137,7 +137,11 @@ impl AppBuilder {
     fn service_name(&self) -> String {
         self.service
             .clone()
-            .or_else(|| std::env::var("EVENTWIRE_SERVICE").ok().filter(|s| !s.is_empty()))
+            .or_else(|| {
+                std::env::var("EVENTWIRE_SERVICE")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
             .unwrap_or_else(executable_name)
     }
 
@@ -242,7 +246,7 @@ impl AppBuilder {
         topics.dedup();
         transport.prepare(&topics).await?;
 
-        let stop = CancellationToken::new();
+        let stop = StopSignal::default();
         let mut tasks = JoinSet::new();
         let mut handlers = Vec::with_capacity(runtimes.len());
         let mut subscriptions: Vec<Arc<dyn Subscription>> = Vec::with_capacity(runtimes.len());
@@ -250,7 +254,7 @@ impl AppBuilder {
             let subscription: Arc<dyn Subscription> = match transport.subscribe(spec).await {
                 Ok(s) => Arc::from(s),
                 Err(e) => {
-                    stop.cancel();
+                    stop.stop();
                     tasks.shutdown().await;
                     return Err(e.into());
                 }
@@ -304,7 +308,7 @@ pub struct App {
     handlers: Vec<Arc<HandlerRuntime>>,
     subscriptions: Vec<Arc<dyn Subscription>>,
     tasks: JoinSet<()>,
-    stop: CancellationToken,
+    stop: StopSignal,
     shutdown_timeout: Duration,
 }
 
@@ -330,12 +334,12 @@ pub struct ShutdownReport {
 
 /// Triggers the shutdown of an [`App`] from elsewhere (a task, a test).
 #[derive(Debug, Clone)]
-pub struct ShutdownHandle(CancellationToken);
+pub struct ShutdownHandle(StopSignal);
 
 impl ShutdownHandle {
     /// Asks the app to stop; [`App::run`] returns after draining.
     pub fn shutdown(&self) {
-        self.0.cancel()
+        self.0.stop()
     }
 }
 
@@ -394,7 +398,7 @@ impl App {
         let stop = self.stop.clone();
         let signal = tokio::select! {
             r = shutdown_signal() => r,
-            _ = stop.cancelled() => Ok(()),
+            _ = stop.stopped() => Ok(()),
         };
         self.shutdown().await?;
         signal
@@ -405,7 +409,7 @@ impl App {
         let stop = self.stop.clone();
         tokio::select! {
             _ = until => {}
-            _ = stop.cancelled() => {}
+            _ = stop.stopped() => {}
         }
         self.shutdown().await
     }
@@ -415,7 +419,7 @@ impl App {
     /// closes the transport when the app created it. No task is left running.
     pub async fn shutdown(mut self) -> Result<ShutdownReport> {
         let started = Instant::now();
-        self.stop.cancel();
+        self.stop.stop();
         for s in &self.subscriptions {
             s.stop().await;
         }
@@ -466,7 +470,9 @@ fn parse_url(url: &str) -> Result<TransportChoice> {
         reason: reason.to_owned(),
     };
     let Some((scheme, _rest)) = url.split_once("://") else {
-        return Err(bad("expected `memory://`, `nats://host:port` or `jetstream://host:port`"));
+        return Err(bad(
+            "expected `memory://`, `nats://host:port` or `jetstream://host:port`",
+        ));
     };
     match scheme {
         "memory" => Ok(TransportChoice::Memory),
@@ -486,7 +492,13 @@ fn executable_name() -> String {
         .unwrap_or_default();
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     if cleaned.is_empty() {
         "app".to_owned()

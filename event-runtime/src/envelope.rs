@@ -5,6 +5,7 @@
 //! full table lives in `docs/wire-format.md`; the names are the constants of
 //! [`header`].
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -43,19 +44,39 @@ pub mod header {
 
 /// The id of one event. eventwire writes UUIDv7 (time-ordered); ids from other
 /// publishers are accepted as any non-empty string.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EventId(Arc<str>);
+///
+/// UUIDs are stored inline, so creating, cloning and dropping an id does not
+/// allocate.
+#[derive(Clone)]
+pub struct EventId(IdRepr);
+
+#[derive(Clone)]
+enum IdRepr {
+    /// A hyphenated lowercase UUID (ASCII).
+    Uuid([u8; 36]),
+    Other(Arc<str>),
+}
 
 impl EventId {
     /// A new time-ordered id (UUIDv7).
     pub fn new() -> Self {
-        let mut buf = uuid::Uuid::encode_buffer();
-        EventId(Arc::from(&*uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf)))
+        let mut text = [0u8; 36];
+        uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
+        EventId(IdRepr::Uuid(text))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Written by `encode_lower`: ASCII hex digits and hyphens.
+            IdRepr::Uuid(text) => std::str::from_utf8(text).unwrap_or_default(),
+            IdRepr::Other(s) => s,
+        }
+    }
+
+    /// Whether the id is empty (ids received from other publishers may be).
+    pub fn is_empty(&self) -> bool {
+        self.as_str().is_empty()
     }
 }
 
@@ -67,31 +88,73 @@ impl Default for EventId {
 
 impl From<&str> for EventId {
     fn from(s: &str) -> Self {
-        EventId(Arc::from(s))
+        let mut text = [0u8; 36];
+        if s.len() == 36
+            && uuid::Uuid::try_parse(s).is_ok()
+            && !s.bytes().any(|b| b.is_ascii_uppercase())
+        {
+            text.copy_from_slice(s.as_bytes());
+            return EventId(IdRepr::Uuid(text));
+        }
+        EventId(IdRepr::Other(Arc::from(s)))
     }
 }
 
 impl From<String> for EventId {
     fn from(s: String) -> Self {
-        EventId(Arc::from(s))
+        EventId::from(s.as_str())
+    }
+}
+
+impl PartialEq for EventId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for EventId {}
+
+impl PartialOrd for EventId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for EventId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for EventId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl std::ops::Deref for EventId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
     }
 }
 
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl AsRef<str> for EventId {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
@@ -101,7 +164,7 @@ pub struct Envelope {
     /// `ce-id`.
     pub id: EventId,
     /// The topic (`ce-type`); the subject is the transport's prefix plus this.
-    pub topic: Arc<str>,
+    pub topic: Cow<'static, str>,
     /// `ce-source`: the service that published the event.
     pub source: Arc<str>,
     /// `ce-time`: when the event was published.
@@ -109,13 +172,13 @@ pub struct Envelope {
     /// `ce-schemaversion`.
     pub schema_version: u32,
     /// `content-type` of the payload.
-    pub content_type: Arc<str>,
+    pub content_type: Cow<'static, str>,
     /// `ce-partitionkey`.
     pub key: Option<Arc<str>>,
     /// `ce-correlationid`.
-    pub correlation_id: Option<Arc<str>>,
+    pub correlation_id: Option<EventId>,
     /// `ce-causationid`.
-    pub causation_id: Option<Arc<str>>,
+    pub causation_id: Option<EventId>,
     /// `traceparent`.
     pub traceparent: Option<Arc<str>>,
     /// `tracestate`.
@@ -159,15 +222,15 @@ impl Envelope {
         out.push((header::CONTENT_TYPE, self.content_type.to_string()));
         out.push((header::SCHEMA_VERSION, self.schema_version.to_string()));
         let optional = [
-            (header::PARTITION_KEY, &self.key),
-            (header::CORRELATION_ID, &self.correlation_id),
-            (header::CAUSATION_ID, &self.causation_id),
-            (header::TRACEPARENT, &self.traceparent),
-            (header::TRACESTATE, &self.tracestate),
+            (header::PARTITION_KEY, self.key.as_deref()),
+            (header::CORRELATION_ID, self.correlation_id.as_deref()),
+            (header::CAUSATION_ID, self.causation_id.as_deref()),
+            (header::TRACEPARENT, self.traceparent.as_deref()),
+            (header::TRACESTATE, self.tracestate.as_deref()),
         ];
         for (name, value) in optional {
             if let Some(v) = value {
-                out.push((name, v.to_string()));
+                out.push((name, v.to_owned()));
             }
         }
         for (k, v) in &self.headers {
@@ -249,14 +312,14 @@ impl Envelope {
         let opt = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(Arc::from);
         Ok(Envelope {
             id: EventId::from(id),
-            topic: Arc::from(topic),
+            topic: Cow::Owned(topic.to_owned()),
             source: Arc::from(source),
             time,
             schema_version,
-            content_type: Arc::from(content_type.unwrap_or("application/json")),
+            content_type: Cow::Owned(content_type.unwrap_or("application/json").to_owned()),
             key: opt(env_key),
-            correlation_id: opt(correlation),
-            causation_id: opt(causation),
+            correlation_id: correlation.filter(|s| !s.is_empty()).map(EventId::from),
+            causation_id: causation.filter(|s| !s.is_empty()).map(EventId::from),
             traceparent: opt(traceparent),
             tracestate: opt(tracestate),
             headers: rest,
@@ -294,13 +357,13 @@ mod tests {
     fn sample() -> Envelope {
         Envelope {
             id: EventId::new(),
-            topic: Arc::from("orders.created"),
+            topic: Cow::Borrowed("orders.created"),
             source: Arc::from("orders"),
             time: SystemTime::now(),
             schema_version: 3,
-            content_type: Arc::from("application/json"),
+            content_type: Cow::Borrowed("application/json"),
             key: Some(Arc::from("o-1")),
-            correlation_id: Some(Arc::from("corr")),
+            correlation_id: Some(EventId::from("corr")),
             causation_id: None,
             traceparent: Some(Arc::from(
                 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
@@ -333,11 +396,23 @@ mod tests {
     }
 
     #[test]
+    fn foreign_ids_are_kept_as_text() {
+        let id = EventId::from("order-42/created");
+        assert_eq!(id.as_str(), "order-42/created");
+        let uuid = EventId::new();
+        assert_eq!(EventId::from(uuid.as_str()), uuid);
+        assert_eq!(EventId::from("ABC").as_str(), "ABC");
+    }
+
+    #[test]
     fn uuid_v7_ids_are_time_ordered() {
         let a = EventId::new();
         let b = EventId::new();
         assert!(a < b, "{a} < {b}");
-        assert_eq!(uuid::Uuid::parse_str(a.as_str()).unwrap().get_version_num(), 7);
+        assert_eq!(
+            uuid::Uuid::parse_str(a.as_str()).unwrap().get_version_num(),
+            7
+        );
     }
 
     #[test]

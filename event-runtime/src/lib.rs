@@ -14,6 +14,7 @@ pub mod handler;
 pub mod observe;
 pub mod publisher;
 pub mod registry;
+mod stop;
 pub mod testing;
 pub mod topic;
 pub mod transport;
@@ -24,8 +25,8 @@ pub use envelope::{Envelope, EnvelopeError, EventId};
 pub use error::{Error, Result};
 pub use event::{Event, EventDescriptor, EventKey};
 pub use handler::{
-    Backoff, Context, HandlerDescriptor, HandlerError, HandlerErrorKind, HandlerOptions,
-    RawEvent, RetryPolicy, State,
+    Backoff, Context, HandlerDescriptor, HandlerError, HandlerErrorKind, HandlerOptions, RawEvent,
+    RetryPolicy, State,
 };
 pub use observe::{HandlerMetrics, HandlerRun, Metrics, Observer, Outcome};
 pub use publisher::{PublishError, PublishOptions, Publisher};
@@ -46,8 +47,8 @@ pub mod __private {
     pub use crate::event::{Event, EventDescriptor, EventKey};
     pub use crate::handler::{
         raw_handler, typed_handler, Backoff, Context, Durability, ErasedHandler, FromContext,
-        HandlerDescriptor, HandlerError, HandlerOptions, IntoHandlerResult, MissingState,
-        RawEvent, StartPosition, StateMap, TimeoutSetting,
+        HandlerDescriptor, HandlerError, HandlerOptions, IntoHandlerResult, MissingState, RawEvent,
+        StartPosition, StateMap, TimeoutSetting,
     };
     pub use crate::registry::{EVENTS, HANDLERS};
     pub use std::sync::Arc;

@@ -50,7 +50,7 @@ pub struct HandlerRun {
     /// The event.
     pub event_id: EventId,
     /// The event's topic.
-    pub topic: Arc<str>,
+    pub topic: String,
     /// Attempt number, 1 for the first.
     pub attempt: u32,
     /// What happened.

@@ -1,5 +1,6 @@
 //! Publishing events.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -38,7 +39,9 @@ pub enum PublishError {
         limit: usize,
     },
     /// The consumers' queues stayed full for longer than the publish timeout.
-    #[error("backpressure: queue of consumer `{consumer}` on `{topic}` stayed full for {waited:?}")]
+    #[error(
+        "backpressure: queue of consumer `{consumer}` on `{topic}` stayed full for {waited:?}"
+    )]
     Backpressure {
         /// The topic.
         topic: String,
@@ -75,8 +78,8 @@ pub enum PublishError {
 pub struct PublishOptions {
     id: Option<EventId>,
     headers: Vec<(String, String)>,
-    correlation_id: Option<Arc<str>>,
-    causation_id: Option<Arc<str>>,
+    correlation_id: Option<EventId>,
+    causation_id: Option<EventId>,
     traceparent: Option<Arc<str>>,
     tracestate: Option<Arc<str>>,
 }
@@ -102,13 +105,13 @@ impl PublishOptions {
 
     /// Sets the correlation id (by default the event's own id).
     pub fn correlation_id(mut self, id: impl AsRef<str>) -> Self {
-        self.correlation_id = Some(Arc::from(id.as_ref()));
+        self.correlation_id = Some(EventId::from(id.as_ref()));
         self
     }
 
     /// Sets the causation id.
     pub fn causation_id(mut self, id: impl AsRef<str>) -> Self {
-        self.causation_id = Some(Arc::from(id.as_ref()));
+        self.causation_id = Some(EventId::from(id.as_ref()));
         self
     }
 
@@ -127,13 +130,13 @@ impl PublishOptions {
     /// Links to the event being handled: causation = its id, correlation =
     /// its correlation id, trace context passed on.
     pub(crate) fn caused_by(mut self, parent: &Envelope) -> Self {
-        self.causation_id = Some(Arc::from(parent.id.as_str()));
+        self.causation_id = Some(parent.id.clone());
         if self.correlation_id.is_none() {
             self.correlation_id = Some(
                 parent
                     .correlation_id
                     .clone()
-                    .unwrap_or_else(|| Arc::from(parent.id.as_str())),
+                    .unwrap_or_else(|| parent.id.clone()),
             );
         }
         if self.traceparent.is_none() {
@@ -211,17 +214,13 @@ impl Publisher {
             check_header(name, value)?;
         }
         Ok(Envelope {
-            correlation_id: Some(
-                options
-                    .correlation_id
-                    .unwrap_or_else(|| Arc::from(id.as_str())),
-            ),
+            correlation_id: Some(options.correlation_id.unwrap_or_else(|| id.clone())),
             id,
-            topic: Arc::from(E::TOPIC),
+            topic: Cow::Borrowed(E::TOPIC),
             source: self.inner.source.clone(),
             time: SystemTime::now(),
             schema_version: E::VERSION,
-            content_type: Arc::from(E::FORMAT.content_type()),
+            content_type: Cow::Borrowed(E::FORMAT.content_type()),
             key: event.key().map(|k| Arc::from(&*k)),
             causation_id: options.causation_id,
             traceparent: options.traceparent,
@@ -259,18 +258,22 @@ fn check_header(name: &str, value: &str) -> Result<(), PublishError> {
     if name.is_empty() {
         return Err(err("empty name"));
     }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && b != b':')
-    {
+    if !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
         return Err(err("names are printable ASCII without `:` or spaces"));
     }
     if value.contains(['\r', '\n']) {
         return Err(err("values must not contain CR or LF"));
     }
     let lower = name.to_ascii_lowercase();
-    if lower.starts_with("ce-") || lower == "content-type" || lower == "traceparent" || lower == "tracestate" || lower.starts_with("nats-") {
-        return Err(err("reserved for the envelope; use the publish options instead"));
+    if lower.starts_with("ce-")
+        || lower == "content-type"
+        || lower == "traceparent"
+        || lower == "tracestate"
+        || lower.starts_with("nats-")
+    {
+        return Err(err(
+            "reserved for the envelope; use the publish options instead",
+        ));
     }
     Ok(())
 }

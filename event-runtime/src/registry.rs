@@ -105,7 +105,9 @@ pub enum ValidationError {
         second: &'static str,
     },
     /// A handler option the transport cannot honour.
-    #[error("handler `{handler}`: `{option}` is not supported by the {transport} transport: {reason}")]
+    #[error(
+        "handler `{handler}`: `{option}` is not supported by the {transport} transport: {reason}"
+    )]
     UnsupportedOption {
         /// The handler.
         handler: &'static str,
@@ -205,7 +207,12 @@ impl Registry {
         service: &str,
         selection: &HandlerSelection,
     ) -> Result<(), ValidationErrors> {
-        self.validate_with(transport.kind(), transport.capabilities(), service, selection)
+        self.validate_with(
+            transport.kind(),
+            transport.capabilities(),
+            service,
+            selection,
+        )
     }
 
     pub(crate) fn validate_with(
@@ -294,7 +301,11 @@ fn check_selection(
                 .map(|h| Registry::group_of(h, service))
                 .collect(),
         ),
-        HandlerSelection::Names(n) => ("name", n, registry.handlers.iter().map(|h| h.name).collect()),
+        HandlerSelection::Names(n) => (
+            "name",
+            n,
+            registry.handlers.iter().map(|h| h.name).collect(),
+        ),
     };
     for value in wanted {
         if !known.contains(value.as_str()) {

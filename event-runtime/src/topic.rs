@@ -173,9 +173,15 @@ mod tests {
             assert_eq!(validate_topic(bad).unwrap_err().reason, rule, "{bad:?}");
         }
         let long = vec!["a"; 17].join(".");
-        assert_eq!(validate_topic(&long).unwrap_err().reason, TopicRule::TooManyTokens);
+        assert_eq!(
+            validate_topic(&long).unwrap_err().reason,
+            TopicRule::TooManyTokens
+        );
         let long = "a".repeat(256);
-        assert_eq!(validate_topic(&long).unwrap_err().reason, TopicRule::TooLong);
+        assert_eq!(
+            validate_topic(&long).unwrap_err().reason,
+            TopicRule::TooLong
+        );
     }
 
     #[test]

@@ -20,7 +20,11 @@ pub(crate) fn type_attrs(cx: &Ctxt, attrs: &[Attribute]) -> TypeAttrs {
         let parsed = attr.parse_nested_meta(|meta| {
             let v = value(&meta)?;
             if meta.path.is_ident(TOPIC) {
-                let lit = v.into_str(cx, TOPIC, "a string literal, e.g. topic = \"orders.created\"");
+                let lit = v.into_str(
+                    cx,
+                    TOPIC,
+                    "a string literal, e.g. topic = \"orders.created\"",
+                );
                 set(cx, &meta, TOPIC, &mut out.topic, lit);
             } else if meta.path.is_ident(VERSION) {
                 let lit = v.into_int::<u32>(cx, VERSION, "an integer >= 1, e.g. version = 2");
@@ -45,7 +49,13 @@ pub(crate) fn type_attrs(cx: &Ctxt, attrs: &[Attribute]) -> TypeAttrs {
     out
 }
 
-fn set<T>(cx: &Ctxt, meta: &syn::meta::ParseNestedMeta<'_>, name: &str, slot: &mut Option<T>, v: Option<T>) {
+fn set<T>(
+    cx: &Ctxt,
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    name: &str,
+    slot: &mut Option<T>,
+    v: Option<T>,
+) {
     if slot.is_some() {
         duplicate(cx, meta, name);
     } else if v.is_some() {

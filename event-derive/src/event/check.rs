@@ -16,7 +16,10 @@ pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) {
 /// Rule: events are structs or enums.
 fn check_shape(cx: &Ctxt, input: &Input<'_>) {
     if input.is_union {
-        cx.error_spanned_by(input.ident, "`#[derive(Event)]` does not support unions; use a struct");
+        cx.error_spanned_by(
+            input.ident,
+            "`#[derive(Event)]` does not support unions; use a struct",
+        );
     }
 }
 

@@ -43,7 +43,11 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> Options {
         };
         if is(TOPIC) {
             if put(o.topic.is_some(), TOPIC) {
-                o.topic = v.into_str(cx, TOPIC, "a string literal, e.g. topic = \"orders.created\"");
+                o.topic = v.into_str(
+                    cx,
+                    TOPIC,
+                    "a string literal, e.g. topic = \"orders.created\"",
+                );
             }
         } else if is(GROUP) {
             if put(o.group.is_some(), GROUP) {
@@ -59,7 +63,11 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> Options {
             }
         } else if is(BACKOFF) {
             if put(o.backoff.is_some(), BACKOFF) {
-                o.backoff = v.into_str(cx, BACKOFF, "a duration like \"200ms\" or a range like \"200ms..10s\"");
+                o.backoff = v.into_str(
+                    cx,
+                    BACKOFF,
+                    "a duration like \"200ms\" or a range like \"200ms..10s\"",
+                );
             }
         } else if is(TIMEOUT) {
             if put(o.timeout.is_some(), TIMEOUT) {
@@ -67,7 +75,8 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> Options {
             }
         } else if is(CONCURRENCY) {
             if put(o.concurrency.is_some(), CONCURRENCY) {
-                o.concurrency = v.into_int(cx, CONCURRENCY, "a positive integer, e.g. concurrency = 8");
+                o.concurrency =
+                    v.into_int(cx, CONCURRENCY, "a positive integer, e.g. concurrency = 8");
             }
         } else if is(ORDERED) {
             if put(o.ordered.is_some(), ORDERED) {
@@ -77,8 +86,9 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> Options {
             if put(o.durable.is_some(), DURABLE) {
                 o.durable = match v {
                     Value::Str(s) => Some(DurableOpt::Named(s)),
-                    other => flag(cx, DURABLE, other, meta.path.span())
-                        .map(|(b, _)| DurableOpt::Flag(b)),
+                    other => {
+                        flag(cx, DURABLE, other, meta.path.span()).map(|(b, _)| DurableOpt::Flag(b))
+                    }
                 };
             }
         } else if is(START) {
@@ -87,7 +97,11 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> Options {
             }
         } else if is(DEAD_LETTER) {
             if put(o.dead_letter.is_some(), DEAD_LETTER) {
-                o.dead_letter = v.into_str(cx, DEAD_LETTER, "a topic, e.g. dead_letter = \"orders.failed\"");
+                o.dead_letter = v.into_str(
+                    cx,
+                    DEAD_LETTER,
+                    "a topic, e.g. dead_letter = \"orders.failed\"",
+                );
             }
         } else {
             unknown(cx, &meta, "handler", HANDLER_OPTIONS);
@@ -105,15 +119,24 @@ fn flag(cx: &Ctxt, name: &str, v: Value, span: Span) -> Option<(bool, Span)> {
         Value::Flag => Some((true, span)),
         Value::Bool(b) => Some((b.value, b.span())),
         Value::Str(s) => {
-            cx.error_spanned_by(&s, format!("`{name}` expects `true` or `false` (or no value)"));
+            cx.error_spanned_by(
+                &s,
+                format!("`{name}` expects `true` or `false` (or no value)"),
+            );
             None
         }
         Value::Int(i) => {
-            cx.error_spanned_by(&i, format!("`{name}` expects `true` or `false` (or no value)"));
+            cx.error_spanned_by(
+                &i,
+                format!("`{name}` expects `true` or `false` (or no value)"),
+            );
             None
         }
         Value::Other(e) => {
-            cx.error_spanned_by(&e, format!("`{name}` expects `true` or `false` (or no value)"));
+            cx.error_spanned_by(
+                &e,
+                format!("`{name}` expects `true` or `false` (or no value)"),
+            );
             None
         }
     }

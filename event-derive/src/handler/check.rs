@@ -58,7 +58,10 @@ fn check_signature(cx: &Ctxt, h: &Handler<'_>) {
     }
     for ty in &h.extractors {
         if let Type::ImplTrait(_) = ty {
-            cx.error_spanned_by(ty, "handler parameters need concrete types, not `impl Trait`");
+            cx.error_spanned_by(
+                ty,
+                "handler parameters need concrete types, not `impl Trait`",
+            );
         }
     }
 }
@@ -79,7 +82,9 @@ fn check_event_param(cx: &Ctxt, h: &Handler<'_>) {
             r,
             "the event is taken by value: write `evt: OrderCreated`, not a reference",
         ),
-        Type::ImplTrait(t) => cx.error_spanned_by(t, "the event parameter needs a concrete event type"),
+        Type::ImplTrait(t) => {
+            cx.error_spanned_by(t, "the event parameter needs a concrete event type")
+        }
         _ => {}
     }
 }
@@ -144,7 +149,10 @@ fn check_durations(cx: &Ctxt, o: &Options) {
 fn check_concurrency(cx: &Ctxt, o: &Options) {
     if let Some((n, lit)) = &o.concurrency {
         if *n == 0 || *n > MAX_CONCURRENCY {
-            cx.error_spanned_by(lit, format!("`concurrency` must be between 1 and {MAX_CONCURRENCY}"));
+            cx.error_spanned_by(
+                lit,
+                format!("`concurrency` must be between 1 and {MAX_CONCURRENCY}"),
+            );
         }
     }
 }
@@ -155,7 +163,10 @@ fn check_start(cx: &Ctxt, o: &Options) {
         if start_all(lit).is_err() {
             cx.error_spanned_by(
                 lit,
-                format!("unknown start position `{}`; expected \"new\" or \"all\"", lit.value()),
+                format!(
+                    "unknown start position `{}`; expected \"new\" or \"all\"",
+                    lit.value()
+                ),
             );
         }
     }
@@ -165,7 +176,10 @@ fn check_start(cx: &Ctxt, o: &Options) {
 fn check_dead_letter(cx: &Ctxt, o: &Options) {
     if let Some(lit) = &o.dead_letter {
         if let Err(reason) = topic::check(&lit.value(), false) {
-            cx.error_spanned_by(lit, format!("invalid dead-letter topic `{}`: {reason}", lit.value()));
+            cx.error_spanned_by(
+                lit,
+                format!("invalid dead-letter topic `{}`: {reason}", lit.value()),
+            );
         }
     }
 }
@@ -219,4 +233,3 @@ pub(crate) fn return_type<'a>(h: &Handler<'a>) -> Option<&'a Type> {
         ReturnType::Type(_, ty) => Some(ty),
     }
 }
-

@@ -15,7 +15,10 @@ use super::check;
 
 pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream {
     let p = quote!(::eventwire::__private);
-    let event = h.event.as_ref().expect("checked: the handler has an event parameter");
+    let event = h
+        .event
+        .as_ref()
+        .expect("checked: the handler has an event parameter");
     let ev_ty = event.ty;
     let fn_ident = &func.sig.ident;
     let fn_name = fn_ident.to_string();
@@ -34,11 +37,16 @@ pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream
             let #var = <#ty as #p::FromContext>::prepare(__eventwire_state)?;
         }
     });
-    let extract = h.extractors.iter().zip(&prepared).zip(&args).map(|((ty, var), arg)| {
-        quote_spanned! {ty.span()=>
-            let #arg = <#ty as #p::FromContext>::extract(&#var, __eventwire_ctx);
-        }
-    });
+    let extract = h
+        .extractors
+        .iter()
+        .zip(&prepared)
+        .zip(&args)
+        .map(|((ty, var), arg)| {
+            quote_spanned! {ty.span()=>
+                let #arg = <#ty as #p::FromContext>::extract(&#var, __eventwire_ctx);
+            }
+        });
     let into_result = match check::return_type(h) {
         Some(ret) => quote_spanned!(ret.span()=> #p::IntoHandlerResult::into_handler_result),
         None => quote!(#p::IntoHandlerResult::into_handler_result),
@@ -63,8 +71,15 @@ pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream
     };
 
     let (topic, event_name, topic_assert) = if event.raw {
-        let lit = o.topic.as_ref().expect("checked: a raw handler names its topic");
-        (lit.to_token_stream(), quote!(::core::option::Option::None), quote!())
+        let lit = o
+            .topic
+            .as_ref()
+            .expect("checked: a raw handler names its topic");
+        (
+            lit.to_token_stream(),
+            quote!(::core::option::Option::None),
+            quote!(),
+        )
     } else {
         let topic = quote_spanned!(ev_ty.span()=> <#ev_ty as #p::Event>::TOPIC);
         let assert = o

@@ -8,7 +8,8 @@ use crate::Event;
 /// Encodes an event as JSON.
 pub fn encode<E: Event + serde::Serialize>(event: &E) -> Result<Bytes, EncodeError> {
     serde_json::to_vec(event)
-        .map(Bytes::from)
+        // An exact-size buffer becomes `Bytes` without a second allocation.
+        .map(|v| Bytes::from(v.into_boxed_slice()))
         .map_err(|e| EncodeError {
             event: E::NAME,
             format: Format::Json,

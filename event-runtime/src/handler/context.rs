@@ -230,5 +230,6 @@ fn content_type_matches(found: &str, expected: &str) -> bool {
     // `application/json; charset=utf-8` is still JSON.
     let base = found.split(';').next().unwrap_or("").trim();
     base.eq_ignore_ascii_case(expected)
-        || (expected == "application/protobuf" && base.eq_ignore_ascii_case("application/x-protobuf"))
+        || (expected == "application/protobuf"
+            && base.eq_ignore_ascii_case("application/x-protobuf"))
 }

@@ -7,17 +7,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::stop::StopSignal;
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use super::{Context, ErasedHandler, HandlerError, RetryPolicy};
 use crate::envelope::Envelope;
 use crate::observe::{HandlerCounters, HandlerRun, Observer, Outcome};
 use crate::publisher::Publisher;
 use crate::transport::{
-    default_dead_letter_topic, Acker, DeadLetter, Delivery, Subscription, Transport,
+    default_dead_letter_topic, AckHandle, DeadLetter, Delivery, Subscription, Transport,
 };
 
 /// One handler, resolved for one app: the function and its delivery policy.
@@ -48,7 +48,7 @@ impl HandlerRuntime {
     pub(crate) fn spawn(
         self: &Arc<Self>,
         subscription: Arc<dyn Subscription>,
-        stop: CancellationToken,
+        stop: StopSignal,
         tasks: &mut JoinSet<()>,
     ) {
         if self.ordered {
@@ -73,7 +73,7 @@ impl HandlerRuntime {
     fn spawn_ordered(
         self: &Arc<Self>,
         subscription: Arc<dyn Subscription>,
-        stop: CancellationToken,
+        stop: StopSignal,
         tasks: &mut JoinSet<()>,
     ) {
         let mut lanes = Vec::with_capacity(self.concurrency);
@@ -105,7 +105,7 @@ impl HandlerRuntime {
             acker,
         } = delivery;
         let started = Instant::now();
-        let result = self.attempt(&envelope, attempt, &*acker).await;
+        let result = self.attempt(&envelope, attempt, &acker).await;
         let outcome = match self.judge(result, attempt) {
             Verdict::Done => {
                 settle(acker.ack(), self.name, "ack").await;
@@ -133,7 +133,7 @@ impl HandlerRuntime {
         } = delivery;
         loop {
             let started = Instant::now();
-            let result = self.attempt(&envelope, attempt, &*acker).await;
+            let result = self.attempt(&envelope, attempt, &acker).await;
             match self.judge(result, attempt) {
                 Verdict::Done => {
                     settle(acker.ack(), self.name, "ack").await;
@@ -151,7 +151,7 @@ impl HandlerRuntime {
                     let delay = self.retry.backoff.delay(attempt);
                     let outcome = retrying(self.name, &envelope, attempt, error, delay);
                     self.finish(&envelope, attempt, outcome, started.elapsed());
-                    with_progress(&*acker, tokio::time::sleep(delay)).await;
+                    with_progress(&acker, tokio::time::sleep(delay)).await;
                     attempt += 1;
                 }
             }
@@ -172,7 +172,7 @@ impl HandlerRuntime {
         &self,
         envelope: &Arc<Envelope>,
         attempt: u32,
-        acker: &dyn Acker,
+        acker: &AckHandle,
     ) -> Result<(), HandlerError> {
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
         let ctx = Context::new(envelope.clone(), attempt, self.name, self.publisher.clone());
@@ -187,10 +187,23 @@ impl HandlerRuntime {
         };
         let result = match self.timeout {
             None => with_progress(acker, run).await,
-            Some(limit) => match with_progress(acker, tokio::time::timeout(limit, run)).await {
-                Ok(result) => result,
-                Err(_) => Err(HandlerError::timeout(limit)),
-            },
+            Some(limit) => {
+                // Most handlers finish on their first poll; only arm the
+                // timer (a timer-wheel registration) for those that wait.
+                // A first poll cannot be interrupted anyway, so the limit
+                // counts from the first time the handler waits.
+                let mut run = std::pin::pin!(run);
+                match futures_util::poll!(run.as_mut()) {
+                    std::task::Poll::Ready(result) => result,
+                    std::task::Poll::Pending => {
+                        let limited = tokio::time::timeout(limit, run);
+                        match with_progress(acker, limited).await {
+                            Ok(result) => result,
+                            Err(_) => Err(HandlerError::timeout(limit)),
+                        }
+                    }
+                }
+            }
         };
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         result
@@ -202,7 +215,7 @@ impl HandlerRuntime {
         attempt: u32,
         stream_sequence: Option<u64>,
         error: HandlerError,
-        acker: Box<dyn Acker>,
+        acker: AckHandle,
     ) -> Outcome {
         let text = error.to_string();
         let letter = DeadLetter {
@@ -261,7 +274,7 @@ impl HandlerRuntime {
                 handler: self.name,
                 group: self.group.clone(),
                 event_id: envelope.id.clone(),
-                topic: envelope.topic.clone(),
+                topic: envelope.topic.to_string(),
                 attempt,
                 outcome,
                 elapsed,
@@ -270,11 +283,23 @@ impl HandlerRuntime {
     }
 }
 
-async fn next_delivery(sub: &dyn Subscription, stop: &CancellationToken) -> Option<Delivery> {
+async fn next_delivery(sub: &dyn Subscription, stop: &StopSignal) -> Option<Delivery> {
+    if stop.is_stopped() {
+        return None;
+    }
+    if let Some(d) = sub.try_next() {
+        return Some(d);
+    }
+    let mut next = sub.next();
+    // Under load a delivery is ready: take it without registering a waiter
+    // on the stop signal (that registration costs more than the delivery).
+    if let std::task::Poll::Ready(d) = futures_util::poll!(&mut next) {
+        return d;
+    }
     tokio::select! {
         biased;
-        _ = stop.cancelled() => None,
-        d = sub.next() => d,
+        _ = stop.stopped() => None,
+        d = next => d,
     }
 }
 
@@ -301,11 +326,7 @@ fn retrying(
     }
 }
 
-async fn settle(
-    op: futures_util::future::BoxFuture<'static, Result<(), crate::transport::TransportError>>,
-    handler: &'static str,
-    what: &'static str,
-) {
+async fn settle(op: crate::transport::Settle, handler: &'static str, what: &'static str) {
     if let Err(e) = op.await {
         tracing::warn!(handler, error = %e, "{what} failed; the transport will redeliver");
     }
@@ -313,7 +334,7 @@ async fn settle(
 
 /// Drives `fut`, telling the transport every `progress_interval` that the
 /// event is still being worked on.
-async fn with_progress<F: std::future::Future>(acker: &dyn Acker, fut: F) -> F::Output {
+async fn with_progress<F: std::future::Future>(acker: &AckHandle, fut: F) -> F::Output {
     let Some(every) = acker.progress_interval() else {
         return fut.await;
     };

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-pub use context::{Context, RawEvent};
 pub(crate) use context::decode_envelope;
+pub use context::{Context, RawEvent};
 pub use error::{HandlerError, HandlerErrorKind, IntoHandlerResult};
 pub use extract::{FromContext, MissingState, State, StateMap};
 pub use retry::{Backoff, RetryPolicy};

@@ -25,16 +25,16 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::task::TaskTracker;
 
 use super::{
-    Acker, Capabilities, ConsumerSpec, DeadLetter, Delivery, Subscription, Transport,
-    TransportError,
+    AckHandle, Capabilities, Completion, ConsumerSpec, DeadLetter, Delivery, PublishFuture, Settle,
+    Subscription, Transport, TransportError,
 };
 use crate::envelope::Envelope;
 use crate::publisher::PublishError;
+use crate::stop::StopSignal;
 use crate::topic::matches;
 
 /// Default queue capacity of one consumer.
@@ -56,21 +56,24 @@ struct Inner {
     capacity: usize,
     publish_timeout: Option<Duration>,
     consumers: RwLock<HashMap<String, Arc<Consumer>>>,
-    routes: RwLock<HashMap<Arc<str>, Arc<[Arc<Consumer>]>>>,
+    routes: RwLock<HashMap<String, Arc<[Arc<Consumer>]>>>,
     dead_letters: Mutex<Vec<DeadLetter>>,
     published: Option<Mutex<Vec<Arc<Envelope>>>>,
     /// Copies of events queued, in flight or waiting for a redelivery.
     outstanding: AtomicUsize,
     idle: Notify,
-    closed: CancellationToken,
+    closed: StopSignal,
     timers: TaskTracker,
 }
 
 struct Consumer {
     name: String,
     pattern: &'static str,
-    tx: async_channel::Sender<Queued>,
-    rx: async_channel::Receiver<Queued>,
+    capacity: usize,
+    tx: mpsc::Sender<Queued>,
+    /// Instances of one consumer compete for its queue: each takes the
+    /// receiver in turn.
+    rx: tokio::sync::Mutex<mpsc::Receiver<Queued>>,
 }
 
 struct Queued {
@@ -110,7 +113,7 @@ impl MemoryTransport {
                 published: record.then(Mutex::default),
                 outstanding: AtomicUsize::new(0),
                 idle: Notify::new(),
-                closed: CancellationToken::new(),
+                closed: StopSignal::default(),
                 timers: TaskTracker::new(),
             }),
         }
@@ -171,7 +174,7 @@ impl MemoryTransport {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(consumer)
-            .map_or(0, |c| c.rx.len())
+            .map_or(0, |c| c.capacity - c.tx.capacity())
     }
 
     /// Resolves once no event is queued, in flight or waiting for a redelivery.
@@ -179,7 +182,7 @@ impl MemoryTransport {
         self.inner.wait_idle().await
     }
 
-    fn routes(&self, topic: &Arc<str>) -> Arc<[Arc<Consumer>]> {
+    fn routes(&self, topic: &str) -> Arc<[Arc<Consumer>]> {
         if let Some(r) = self
             .inner
             .routes
@@ -189,7 +192,11 @@ impl MemoryTransport {
         {
             return r.clone();
         }
-        let consumers = self.inner.consumers.read().unwrap_or_else(|e| e.into_inner());
+        let consumers = self
+            .inner
+            .consumers
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let mut matching: Vec<Arc<Consumer>> = consumers
             .values()
             .filter(|c| matches(c.pattern, topic))
@@ -202,32 +209,52 @@ impl MemoryTransport {
             .routes
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(topic.clone(), route.clone());
+            .insert(topic.to_owned(), route.clone());
         route
     }
 
-    async fn enqueue(&self, consumer: &Consumer, queued: Queued) -> Result<(), PublishError> {
-        let queued = match consumer.tx.try_send(queued) {
-            Ok(()) => return Ok(()),
-            Err(async_channel::TrySendError::Closed(_)) => return Err(PublishError::Closed),
-            Err(async_channel::TrySendError::Full(q)) => q,
-        };
-        let topic = queued.envelope.topic.to_string();
+    /// Waits for room in the queue of `routes[from]`, then delivers to the
+    /// remaining consumers (backpressure).
+    async fn publish_slow(
+        &self,
+        routes: Arc<[Arc<Consumer>]>,
+        from: usize,
+        first: Queued,
+    ) -> Result<(), PublishError> {
+        let envelope = first.envelope.clone();
+        self.send_waiting(&routes[from], first).await?;
+        for consumer in routes.iter().skip(from + 1) {
+            self.inner.outstanding.fetch_add(1, Ordering::AcqRel);
+            let queued = Queued {
+                envelope: envelope.clone(),
+                attempt: 1,
+            };
+            self.send_waiting(consumer, queued).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends, waiting for room up to the publish timeout; on failure the
+    /// event copy is no longer outstanding.
+    async fn send_waiting(&self, consumer: &Consumer, queued: Queued) -> Result<(), PublishError> {
+        let topic = &queued.envelope.topic;
+        let topic = topic.to_string();
         let send = consumer.tx.send(queued);
         let sent = match self.inner.publish_timeout {
-            None => send.await,
+            None => send.await.map_err(|_| PublishError::Closed),
             Some(limit) => match tokio::time::timeout(limit, send).await {
-                Ok(r) => r,
-                Err(_) => {
-                    return Err(PublishError::Backpressure {
-                        topic,
-                        consumer: consumer.name.clone(),
-                        waited: limit,
-                    })
-                }
+                Ok(r) => r.map_err(|_| PublishError::Closed),
+                Err(_) => Err(PublishError::Backpressure {
+                    topic,
+                    consumer: consumer.name.clone(),
+                    waited: limit,
+                }),
             },
         };
-        sent.map_err(|_| PublishError::Closed)
+        if sent.is_err() {
+            self.inner.settled();
+        }
+        sent
     }
 }
 
@@ -255,11 +282,13 @@ impl Inner {
         if delay.is_zero() {
             match consumer.tx.try_send(queued) {
                 Ok(()) => return,
-                Err(async_channel::TrySendError::Closed(_)) => {
+                Err(mpsc::error::TrySendError::Closed(_)) => {
                     self.settled();
                     return;
                 }
-                Err(async_channel::TrySendError::Full(q)) => return self.requeue_later(consumer, q, delay),
+                Err(mpsc::error::TrySendError::Full(q)) => {
+                    return self.requeue_later(consumer, q, delay)
+                }
             }
         }
         self.requeue_later(consumer, queued, delay)
@@ -276,7 +305,7 @@ impl Inner {
         self.timers.spawn_on(
             async move {
                 let requeued = tokio::select! {
-                    _ = closed.cancelled() => false,
+                    _ = closed.stopped() => false,
                     sent = async {
                         tokio::time::sleep(delay).await;
                         consumer.tx.send(queued).await.is_ok()
@@ -291,14 +320,14 @@ impl Inner {
     }
 }
 
-struct MemoryAcker {
+pub(crate) struct MemoryAcker {
     inner: Arc<Inner>,
     consumer: Arc<Consumer>,
     queued: Option<Queued>,
 }
 
 impl MemoryAcker {
-    fn settle(mut self: Box<Self>, redeliver: Option<Duration>) {
+    pub(crate) fn settle(&mut self, redeliver: Option<Duration>) -> Settle {
         if let Some(mut queued) = self.queued.take() {
             match redeliver {
                 None => self.inner.settled(),
@@ -308,6 +337,7 @@ impl MemoryAcker {
                 }
             }
         }
+        Settle::done()
     }
 }
 
@@ -315,62 +345,63 @@ impl Drop for MemoryAcker {
     fn drop(&mut self) {
         // Dropped unsettled (a worker stopped mid-event): deliver again, same attempt.
         if let Some(queued) = self.queued.take() {
-            self.inner.requeue(self.consumer.clone(), queued, Duration::ZERO);
+            self.inner
+                .requeue(self.consumer.clone(), queued, Duration::ZERO);
         }
-    }
-}
-
-impl Acker for MemoryAcker {
-    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), TransportError>> {
-        self.settle(None);
-        Box::pin(std::future::ready(Ok(())))
-    }
-
-    fn nak(self: Box<Self>, delay: Duration) -> BoxFuture<'static, Result<(), TransportError>> {
-        self.settle(Some(delay));
-        Box::pin(std::future::ready(Ok(())))
-    }
-
-    fn term(self: Box<Self>) -> BoxFuture<'static, Result<(), TransportError>> {
-        self.settle(None);
-        Box::pin(std::future::ready(Ok(())))
-    }
-
-    fn in_progress(&self) -> BoxFuture<'_, Result<(), TransportError>> {
-        Box::pin(std::future::ready(Ok(())))
     }
 }
 
 struct MemorySubscription {
     inner: Arc<Inner>,
     consumer: Arc<Consumer>,
-    stopped: CancellationToken,
+    stopped: StopSignal,
+}
+
+impl MemorySubscription {
+    fn deliver(&self, queued: Queued) -> Delivery {
+        Delivery {
+            envelope: queued.envelope.clone(),
+            attempt: queued.attempt,
+            stream_sequence: None,
+            acker: AckHandle::memory(MemoryAcker {
+                inner: self.inner.clone(),
+                consumer: self.consumer.clone(),
+                queued: Some(queued),
+            }),
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.is_stopped() || self.inner.closed.is_stopped()
+    }
 }
 
 impl Subscription for MemorySubscription {
+    fn try_next(&self) -> Option<Delivery> {
+        if self.is_stopped() {
+            return None;
+        }
+        let mut rx = self.consumer.rx.try_lock().ok()?;
+        rx.try_recv().ok().map(|q| self.deliver(q))
+    }
+
     fn next(&self) -> BoxFuture<'_, Option<Delivery>> {
         Box::pin(async move {
+            if self.is_stopped() {
+                return None;
+            }
             let queued = tokio::select! {
                 biased;
-                _ = self.stopped.cancelled() => return None,
-                _ = self.inner.closed.cancelled() => return None,
-                q = self.consumer.rx.recv() => q.ok()?,
+                _ = self.stopped.stopped() => return None,
+                _ = self.inner.closed.stopped() => return None,
+                q = async { self.consumer.rx.lock().await.recv().await } => q?,
             };
-            Some(Delivery {
-                envelope: queued.envelope.clone(),
-                attempt: queued.attempt,
-                stream_sequence: None,
-                acker: Box::new(MemoryAcker {
-                    inner: self.inner.clone(),
-                    consumer: self.consumer.clone(),
-                    queued: Some(queued),
-                }),
-            })
+            Some(self.deliver(queued))
         })
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {
-        self.stopped.cancel();
+        self.stopped.stop();
         Box::pin(async {})
     }
 }
@@ -389,31 +420,36 @@ impl Transport for MemoryTransport {
         }
     }
 
-    fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), PublishError>> {
-        Box::pin(async move {
-            if self.inner.closed.is_cancelled() {
-                return Err(PublishError::Closed);
-            }
-            let envelope = Arc::new(envelope);
-            if let Some(log) = &self.inner.published {
-                log.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(envelope.clone());
-            }
-            let routes = self.routes(&envelope.topic);
-            for consumer in routes.iter() {
-                self.inner.outstanding.fetch_add(1, Ordering::AcqRel);
-                let queued = Queued {
-                    envelope: envelope.clone(),
-                    attempt: 1,
-                };
-                if let Err(e) = self.enqueue(consumer, queued).await {
+    fn publish(&self, envelope: Envelope) -> PublishFuture<'_> {
+        if self.inner.closed.is_stopped() {
+            return Completion::ready(Err(PublishError::Closed));
+        }
+        let envelope = Arc::new(envelope);
+        if let Some(log) = &self.inner.published {
+            log.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(envelope.clone());
+        }
+        let routes = self.routes(&envelope.topic);
+        // Fast path: every queue has room, nothing to wait for.
+        for (i, consumer) in routes.iter().enumerate() {
+            self.inner.outstanding.fetch_add(1, Ordering::AcqRel);
+            let queued = Queued {
+                envelope: envelope.clone(),
+                attempt: 1,
+            };
+            match consumer.tx.try_send(queued) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => {
                     self.inner.settled();
-                    return Err(e);
+                    return Completion::ready(Err(PublishError::Closed));
+                }
+                Err(mpsc::error::TrySendError::Full(queued)) => {
+                    return Completion::pending(self.publish_slow(routes.clone(), i, queued));
                 }
             }
-            Ok(())
-        })
+        }
+        Completion::ready(Ok(()))
     }
 
     fn subscribe(
@@ -421,12 +457,16 @@ impl Transport for MemoryTransport {
         spec: ConsumerSpec,
     ) -> BoxFuture<'_, Result<Box<dyn Subscription>, TransportError>> {
         Box::pin(async move {
-            if self.inner.closed.is_cancelled() {
+            if self.inner.closed.is_stopped() {
                 return Err(TransportError::Closed);
             }
             let name = spec.consumer_name();
             let consumer = {
-                let mut consumers = self.inner.consumers.write().unwrap_or_else(|e| e.into_inner());
+                let mut consumers = self
+                    .inner
+                    .consumers
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
                 match consumers.get(&name) {
                     Some(c) if c.pattern != spec.topic => {
                         return Err(TransportError::Config(format!(
@@ -436,12 +476,13 @@ impl Transport for MemoryTransport {
                     }
                     Some(c) => c.clone(),
                     None => {
-                        let (tx, rx) = async_channel::bounded(self.inner.capacity);
+                        let (tx, rx) = mpsc::channel(self.inner.capacity);
                         let c = Arc::new(Consumer {
                             name: name.clone(),
                             pattern: spec.topic,
+                            capacity: self.inner.capacity,
                             tx,
-                            rx,
+                            rx: tokio::sync::Mutex::new(rx),
                         });
                         consumers.insert(name, c.clone());
                         self.inner
@@ -456,7 +497,7 @@ impl Transport for MemoryTransport {
             Ok(Box::new(MemorySubscription {
                 inner: self.inner.clone(),
                 consumer,
-                stopped: CancellationToken::new(),
+                stopped: StopSignal::default(),
             }) as Box<dyn Subscription>)
         })
     }
@@ -477,7 +518,7 @@ impl Transport for MemoryTransport {
 
     fn close(&self) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
-            self.inner.closed.cancel();
+            self.inner.closed.stop();
             self.inner.timers.close();
             self.inner.timers.wait().await;
             for c in self
@@ -487,7 +528,9 @@ impl Transport for MemoryTransport {
                 .unwrap_or_else(|e| e.into_inner())
                 .values()
             {
-                c.tx.close();
+                if let Ok(mut rx) = c.rx.try_lock() {
+                    rx.close();
+                }
             }
             Ok(())
         })

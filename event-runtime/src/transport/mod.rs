@@ -76,7 +76,67 @@ pub struct Delivery {
     /// Position in the stream, where the transport has one.
     pub stream_sequence: Option<u64>,
     /// Settles the delivery.
-    pub acker: Box<dyn Acker>,
+    pub acker: AckHandle,
+}
+
+/// Settles one delivery: the transport's [`Acker`], or the in-memory bus's
+/// own (kept inline: no allocation per event).
+pub struct AckHandle(AckRepr);
+
+enum AckRepr {
+    Memory(memory::MemoryAcker),
+    Dyn(Box<dyn Acker>),
+}
+
+impl AckHandle {
+    /// Wraps a transport's acker.
+    pub fn new(acker: Box<dyn Acker>) -> Self {
+        AckHandle(AckRepr::Dyn(acker))
+    }
+
+    pub(crate) fn memory(acker: memory::MemoryAcker) -> Self {
+        AckHandle(AckRepr::Memory(acker))
+    }
+
+    /// See [`Acker::ack`].
+    pub fn ack(self) -> Settle {
+        match self.0 {
+            AckRepr::Memory(mut m) => m.settle(None),
+            AckRepr::Dyn(a) => a.ack(),
+        }
+    }
+
+    /// See [`Acker::nak`].
+    pub fn nak(self, delay: Duration) -> Settle {
+        match self.0 {
+            AckRepr::Memory(mut m) => m.settle(Some(delay)),
+            AckRepr::Dyn(a) => a.nak(delay),
+        }
+    }
+
+    /// See [`Acker::term`].
+    pub fn term(self) -> Settle {
+        match self.0 {
+            AckRepr::Memory(mut m) => m.settle(None),
+            AckRepr::Dyn(a) => a.term(),
+        }
+    }
+
+    /// See [`Acker::in_progress`].
+    pub fn in_progress(&self) -> Settle {
+        match &self.0 {
+            AckRepr::Memory(_) => Settle::done(),
+            AckRepr::Dyn(a) => a.in_progress(),
+        }
+    }
+
+    /// See [`Acker::progress_interval`].
+    pub fn progress_interval(&self) -> Option<Duration> {
+        match &self.0 {
+            AckRepr::Memory(_) => None,
+            AckRepr::Dyn(a) => a.progress_interval(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Delivery {
@@ -90,17 +150,74 @@ impl std::fmt::Debug for Delivery {
     }
 }
 
+/// A future that is often complete at once: the in-memory bus finishes
+/// most publishes and every settle without waiting, and then no allocation
+/// is made; remote transports box their network round trip.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Completion<'a, T>(CompletionRepr<'a, T>);
+
+enum CompletionRepr<'a, T> {
+    Ready(Option<T>),
+    Pending(BoxFuture<'a, T>),
+}
+
+impl<'a, T> Completion<'a, T> {
+    /// Already complete.
+    pub fn ready(value: T) -> Self {
+        Completion(CompletionRepr::Ready(Some(value)))
+    }
+
+    /// Completes when `fut` does.
+    pub fn pending<F>(fut: F) -> Self
+    where
+        F: std::future::Future<Output = T> + Send + 'a,
+    {
+        Completion(CompletionRepr::Pending(Box::pin(fut)))
+    }
+}
+
+impl Completion<'_, Result<(), TransportError>> {
+    /// Already settled successfully.
+    pub fn done() -> Self {
+        Self::ready(Ok(()))
+    }
+}
+
+impl<T> Unpin for Completion<'_, T> {}
+
+impl<T> std::future::Future for Completion<'_, T> {
+    type Output = T;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<T> {
+        match &mut self.0 {
+            CompletionRepr::Ready(r) => {
+                std::task::Poll::Ready(r.take().expect("Completion polled after it completed"))
+            }
+            CompletionRepr::Pending(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The future of settling a delivery.
+pub type Settle = Completion<'static, Result<(), TransportError>>;
+
+/// The future of a publish.
+pub type PublishFuture<'a> = Completion<'a, Result<(), PublishError>>;
+
 /// Settles a delivery. Dropping an acker without settling it must make the
 /// event available again (as a nak without delay would).
 pub trait Acker: Send + Sync {
     /// The handler succeeded: never deliver again.
-    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), TransportError>>;
+    fn ack(self: Box<Self>) -> Settle;
     /// The handler failed: deliver again after `delay`.
-    fn nak(self: Box<Self>, delay: Duration) -> BoxFuture<'static, Result<(), TransportError>>;
+    fn nak(self: Box<Self>, delay: Duration) -> Settle;
     /// Never deliver again (the event was dead-lettered).
-    fn term(self: Box<Self>) -> BoxFuture<'static, Result<(), TransportError>>;
+    fn term(self: Box<Self>) -> Settle;
     /// The handler is still working: postpone redelivery.
-    fn in_progress(&self) -> BoxFuture<'_, Result<(), TransportError>>;
+    fn in_progress(&self) -> Settle;
     /// How often a running handler should call [`Acker::in_progress`];
     /// `None` when the transport never redelivers a running event.
     fn progress_interval(&self) -> Option<Duration> {
@@ -113,6 +230,11 @@ pub trait Acker: Send + Sync {
 pub trait Subscription: Send + Sync {
     /// The next delivery; `None` once the subscription is stopped or closed.
     fn next(&self) -> BoxFuture<'_, Option<Delivery>>;
+    /// A delivery that is ready now, without waiting (a fast path; `None`
+    /// does not mean the subscription ended).
+    fn try_next(&self) -> Option<Delivery> {
+        None
+    }
     /// Stops taking new events; deliveries already handed out stay valid.
     fn stop(&self) -> BoxFuture<'_, ()>;
 }
@@ -199,7 +321,7 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Publishes one envelope; returns once the transport accepted it (for
     /// JetStream: once the server acknowledged it).
-    fn publish(&self, envelope: Envelope) -> BoxFuture<'_, Result<(), PublishError>>;
+    fn publish(&self, envelope: Envelope) -> PublishFuture<'_>;
 
     /// Creates (or joins) the consumer described by `spec`.
     fn subscribe(

@@ -1,0 +1,123 @@
+//! Start-up validation: typed errors for impossible options, missing state,
+//! selections and bad configuration.
+
+use eventwire::prelude::*;
+use eventwire::{Error, ValidationError};
+
+#[derive(Debug, Serialize, Deserialize, Event)]
+#[event(topic = "test.validation.replay")]
+struct Replayed {
+    n: u32,
+}
+
+#[handler(group = "replayers", start = "all")]
+async fn replay_everything(_evt: Replayed) {}
+
+#[derive(Clone)]
+struct Db;
+
+#[handler(group = "needs-state")]
+async fn needs_db(_evt: Replayed, State(_db): State<Db>) {}
+
+fn all_errors(err: Error) -> Vec<ValidationError> {
+    match err {
+        Error::Validation(v) => v.0,
+        other => panic!("expected validation errors, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn missing_state_is_a_start_up_error() {
+    let err = App::builder()
+        .service("svc")
+        .handlers(HandlerSelection::names(["needs_db"]))
+        .build()
+        .await
+        .unwrap_err();
+    let errors = all_errors(err);
+    assert_eq!(
+        errors,
+        [ValidationError::MissingState {
+            handler: "needs_db",
+            type_name: "startup_validation::Db",
+        }]
+    );
+    // Given the state, the same selection starts.
+    let app = App::builder()
+        .service("svc")
+        .handlers(HandlerSelection::names(["needs_db"]))
+        .state(Db)
+        .build()
+        .await
+        .unwrap();
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_selection_naming_nothing_is_an_error() {
+    let err = App::builder()
+        .service("svc")
+        .handlers(HandlerSelection::groups(["replayers", "no-such-group"]))
+        .build()
+        .await
+        .unwrap_err();
+    let errors = all_errors(err);
+    assert!(errors.contains(&ValidationError::UnknownSelection {
+        what: "group",
+        value: "no-such-group".into(),
+    }));
+}
+
+#[tokio::test]
+async fn the_service_name_must_be_a_subject_token() {
+    let err = App::builder()
+        .service("my service")
+        .handlers(HandlerSelection::names(["needs_db"]))
+        .state(Db)
+        .build()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("invalid service name `my service`"), "{text}");
+}
+
+#[test]
+fn check_validates_without_starting_anything() {
+    let builder = App::builder()
+        .service("svc")
+        .handlers(HandlerSelection::names(["replay_everything"]));
+    let text = builder.check().unwrap_err().to_string();
+    assert!(
+        text.contains("`start = \"all\"` is not supported by the memory transport"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_test_harness_accepts_jetstream_only_options() {
+    let app = eventwire::testing::TestApp::builder()
+        .handlers(HandlerSelection::names(["replay_everything"]))
+        .build()
+        .await
+        .unwrap();
+    app.publish(&Replayed { n: 1 }).await.unwrap();
+    app.wait_idle().await;
+    assert_eq!(app.succeeded("replay_everything"), 1);
+    app.shutdown().await.unwrap();
+}
+
+#[test]
+fn transport_urls_are_checked() {
+    assert!(App::builder().transport_url("memory://").is_ok());
+    match App::builder().transport_url("kafka://localhost:9092") {
+        Err(Error::Url { url, reason }) => {
+            assert_eq!(url, "kafka://localhost:9092");
+            assert!(reason.contains("unknown scheme `kafka`"), "{reason}");
+        }
+        other => panic!("expected a URL error, got {other:?}"),
+    }
+    assert!(matches!(
+        App::builder().transport_url("localhost"),
+        Err(Error::Url { .. })
+    ));
+}
