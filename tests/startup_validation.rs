@@ -81,12 +81,12 @@ async fn the_service_name_must_be_a_subject_token() {
     assert!(text.contains("invalid service name `my service`"), "{text}");
 }
 
-#[test]
-fn check_validates_without_starting_anything() {
+#[tokio::test]
+async fn check_validates_without_starting_anything() {
     let builder = App::builder()
         .service("svc")
         .handlers(HandlerSelection::names(["replay_everything"]));
-    let text = builder.check().unwrap_err().to_string();
+    let text = builder.check().await.unwrap_err().to_string();
     assert!(
         text.contains("`start = \"all\"` is not supported by the memory transport"),
         "{text}"

@@ -10,13 +10,13 @@ use tokio::task::JoinSet;
 
 use crate::error::{Error, Result};
 use crate::handler::dispatch::HandlerRuntime;
-use crate::handler::{Durability, StateMap};
+use crate::handler::{Durability, IdempotencyStore, InMemoryIdempotency, StateMap};
 use crate::observe::{HandlerCounters, Metrics, Observer};
 use crate::publisher::Publisher;
 use crate::registry::{HandlerSelection, Registry, ValidationError, ValidationErrors};
 use crate::topic::validate_name;
 use crate::transport::memory::MemoryTransport;
-use crate::transport::{Capabilities, ConsumerSpec, Subscription, Transport};
+use crate::transport::{Capabilities, ConsumerSpec, ProvisionPlan, Subscription, Transport};
 
 /// The environment variable read by [`AppBuilder::transport_from_env`].
 pub const URL_ENV: &str = "EVENTWIRE_URL";
@@ -24,9 +24,20 @@ pub const URL_ENV: &str = "EVENTWIRE_URL";
 /// Default time [`App::shutdown`] waits for running handlers.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
+enum IdempotencyChoice {
+    /// An in-memory guard for at-least-once transports, none otherwise.
+    Default,
+    Off,
+    Store(Arc<dyn IdempotencyStore>),
+}
+
 enum TransportChoice {
     Memory,
     Shared(Arc<dyn Transport>),
+    #[cfg(feature = "nats")]
+    Nats(crate::transport::nats::NatsConfig),
+    #[cfg(feature = "nats")]
+    JetStream(crate::transport::nats::NatsConfig),
 }
 
 /// Configures an [`App`]. Start with [`App::builder`].
@@ -38,6 +49,7 @@ pub struct AppBuilder {
     shutdown_timeout: Duration,
     observer: Option<Arc<dyn Observer>>,
     registry: Option<Registry>,
+    idempotency: IdempotencyChoice,
     /// The test harness runs JetStream-only options on the memory bus.
     pub(crate) relax_durability: bool,
 }
@@ -62,6 +74,7 @@ impl Default for AppBuilder {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             observer: None,
             registry: None,
+            idempotency: IdempotencyChoice::Default,
             relax_durability: false,
         }
     }
@@ -128,6 +141,19 @@ impl AppBuilder {
         self
     }
 
+    /// Guards handlers against running twice for one event with this store
+    /// (by default, an [`InMemoryIdempotency`] on at-least-once transports).
+    pub fn idempotency<S: IdempotencyStore>(mut self, store: S) -> Self {
+        self.idempotency = IdempotencyChoice::Store(Arc::new(store));
+        self
+    }
+
+    /// Turns the idempotency guard off.
+    pub fn without_idempotency(mut self) -> Self {
+        self.idempotency = IdempotencyChoice::Off;
+        self
+    }
+
     /// Uses these descriptors instead of everything linked in.
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
@@ -145,11 +171,24 @@ impl AppBuilder {
             .unwrap_or_else(executable_name)
     }
 
-    fn resolve_transport(&self) -> (Arc<dyn Transport>, bool) {
-        match &self.transport {
+    /// The transport and whether the app owns it (and closes it).
+    async fn resolve_transport(&self) -> Result<(Arc<dyn Transport>, bool)> {
+        Ok(match &self.transport {
             TransportChoice::Memory => (Arc::new(MemoryTransport::new()), true),
             TransportChoice::Shared(t) => (t.clone(), false),
-        }
+            #[cfg(feature = "nats")]
+            TransportChoice::Nats(config) => (
+                Arc::new(crate::transport::nats::NatsTransport::connect(config.clone()).await?),
+                true,
+            ),
+            #[cfg(feature = "nats")]
+            TransportChoice::JetStream(config) => (
+                Arc::new(
+                    crate::transport::nats::JetStreamTransport::connect(config.clone()).await?,
+                ),
+                true,
+            ),
+        })
     }
 
     fn capabilities(&self, transport: &dyn Transport) -> Capabilities {
@@ -161,29 +200,41 @@ impl AppBuilder {
         caps
     }
 
-    /// Runs start-up validation without starting anything.
-    pub fn check(&self) -> Result<()> {
-        let (transport, _) = self.resolve_transport();
+    /// Runs start-up validation without subscribing anything (a remote
+    /// transport is connected to learn its capabilities, then closed).
+    pub async fn check(&self) -> Result<()> {
+        let (transport, owned) = self.resolve_transport().await?;
         let registry = self.registry.clone().unwrap_or_else(Registry::global);
-        registry.validate_with(
+        let result = registry.validate_with(
             transport.kind(),
             self.capabilities(&*transport),
             &self.service_name(),
             &self.selection,
-        )?;
-        Ok(())
+        );
+        if owned {
+            transport.close().await?;
+        }
+        result.map_err(Into::into)
     }
 
     /// Validates, subscribes every selected handler and starts them.
     pub async fn build(self) -> Result<App> {
         let service = self.service_name();
-        let (transport, owns_transport) = self.resolve_transport();
+        let (transport, owns_transport) = self.resolve_transport().await?;
         let registry = self.registry.clone().unwrap_or_else(Registry::global);
         let caps = self.capabilities(&*transport);
         registry.validate_with(transport.kind(), caps, &service, &self.selection)?;
 
         let service: Arc<str> = Arc::from(service);
         let publisher = Publisher::new(transport.clone(), service.clone());
+        let idempotency: Option<Arc<dyn IdempotencyStore>> = match &self.idempotency {
+            IdempotencyChoice::Off => None,
+            IdempotencyChoice::Store(s) => Some(s.clone()),
+            IdempotencyChoice::Default if caps.at_least_once => {
+                Some(Arc::new(InMemoryIdempotency::default()))
+            }
+            IdempotencyChoice::Default => None,
+        };
         let mut runtimes = Vec::new();
         let mut errors = Vec::new();
         for d in registry.select(&service, &self.selection) {
@@ -230,6 +281,7 @@ impl AppBuilder {
                     publisher: publisher.clone(),
                     observer: self.observer.clone(),
                     counters: HandlerCounters::default(),
+                    idempotency: idempotency.clone(),
                 },
             ));
         }
@@ -240,11 +292,19 @@ impl AppBuilder {
             return Err(ValidationErrors(vec![e.into()]).into());
         }
 
-        let mut topics: Vec<&'static str> = registry.events().iter().map(|e| e.topic).collect();
-        topics.extend(runtimes.iter().map(|(s, _)| s.topic));
-        topics.sort_unstable();
-        topics.dedup();
-        transport.prepare(&topics).await?;
+        let mut plan = ProvisionPlan {
+            topics: registry.events().iter().map(|e| e.topic).collect(),
+            dead_letter_topics: runtimes
+                .iter()
+                .filter_map(|(_, rt)| rt.dead_letter_topic)
+                .collect(),
+        };
+        plan.topics.extend(runtimes.iter().map(|(s, _)| s.topic));
+        plan.topics.sort_unstable();
+        plan.topics.dedup();
+        plan.dead_letter_topics.sort_unstable();
+        plan.dead_letter_topics.dedup();
+        transport.prepare(&plan).await?;
 
         let stop = StopSignal::default();
         let mut tasks = JoinSet::new();
@@ -476,8 +536,17 @@ fn parse_url(url: &str) -> Result<TransportChoice> {
     };
     match scheme {
         "memory" => Ok(TransportChoice::Memory),
+        #[cfg(feature = "nats")]
+        "nats" | "tls" => Ok(TransportChoice::Nats(
+            crate::transport::nats::NatsConfig::from_url(url).map_err(|e| bad(&e.to_string()))?,
+        )),
+        #[cfg(feature = "nats")]
+        "jetstream" => Ok(TransportChoice::JetStream(
+            crate::transport::nats::NatsConfig::from_url(url).map_err(|e| bad(&e.to_string()))?,
+        )),
+        #[cfg(not(feature = "nats"))]
         "nats" | "tls" | "jetstream" => Err(Error::Unsupported(format!(
-            "the `{scheme}://` transport is not available in this build of eventwire; use `memory://`"
+            "the `{scheme}://` transport is not compiled in: enable the `nats` feature of eventwire"
         ))),
         other => Err(bad(&format!(
             "unknown scheme `{other}`; expected `memory`, `nats` or `jetstream`"

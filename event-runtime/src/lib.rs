@@ -25,13 +25,15 @@ pub use envelope::{Envelope, EnvelopeError, EventId};
 pub use error::{Error, Result};
 pub use event::{Event, EventDescriptor, EventKey};
 pub use handler::{
-    Backoff, Context, HandlerDescriptor, HandlerError, HandlerErrorKind, HandlerOptions, RawEvent,
-    RetryPolicy, State,
+    Backoff, Context, HandlerDescriptor, HandlerError, HandlerErrorKind, HandlerOptions,
+    IdempotencyKey, IdempotencyStore, InMemoryIdempotency, RawEvent, RetryPolicy, State,
 };
 pub use observe::{HandlerMetrics, HandlerRun, Metrics, Observer, Outcome};
 pub use publisher::{PublishError, PublishOptions, Publisher};
 pub use registry::{HandlerSelection, Registry, ValidationError, ValidationErrors};
 pub use transport::memory::MemoryTransport;
+#[cfg(feature = "nats")]
+pub use transport::nats;
 pub use transport::{DeadLetter, Transport, TransportError};
 
 /// Items used by the code `#[derive(Event)]` and `#[handler]` generate. Not

@@ -14,6 +14,9 @@ use crate::handler::HandlerErrorKind;
 pub enum Outcome {
     /// The handler succeeded; the event was acknowledged.
     Succeeded,
+    /// The event was already processed by this handler (a redelivery or a
+    /// duplicate publish); acknowledged without running the handler.
+    Duplicate,
     /// The attempt failed; the event will be delivered again after `delay`.
     Retrying {
         /// The error, as text.
@@ -70,6 +73,7 @@ pub trait Observer: Send + Sync + 'static {
 #[derive(Debug, Default)]
 pub(crate) struct HandlerCounters {
     pub(crate) succeeded: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) in_flight: AtomicU64,
@@ -80,6 +84,7 @@ impl HandlerCounters {
     pub(crate) fn record(&self, outcome: &Outcome, elapsed: Duration) {
         let counter = match outcome {
             Outcome::Succeeded => &self.succeeded,
+            Outcome::Duplicate => &self.duplicates,
             Outcome::Retrying { .. } | Outcome::DeadLetterFailed { .. } => &self.retried,
             Outcome::DeadLettered { .. } => &self.dead_lettered,
         };
@@ -93,6 +98,7 @@ impl HandlerCounters {
     fn snapshot(&self) -> HandlerMetrics {
         HandlerMetrics {
             succeeded: self.succeeded.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
@@ -106,6 +112,8 @@ impl HandlerCounters {
 pub struct HandlerMetrics {
     /// Attempts that succeeded.
     pub succeeded: u64,
+    /// Deliveries skipped by the idempotency guard.
+    pub duplicates: u64,
     /// Attempts that failed and were retried.
     pub retried: u64,
     /// Events given up and dead-lettered.

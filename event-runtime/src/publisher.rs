@@ -202,6 +202,40 @@ impl Publisher {
         Ok(id)
     }
 
+    /// Publishes several events in order. On JetStream the server's
+    /// acknowledgements are awaited in a pipeline (up to `publish_window` at
+    /// once), which is much faster than one `publish` after another. One
+    /// result per event, in the same order.
+    pub async fn publish_batch<E: Event>(
+        &self,
+        events: &[E],
+    ) -> Vec<Result<EventId, PublishError>> {
+        let mut results: Vec<Result<EventId, PublishError>> = Vec::with_capacity(events.len());
+        let mut envelopes = Vec::with_capacity(events.len());
+        let mut slots = Vec::with_capacity(events.len());
+        for event in events {
+            match self.envelope(event, PublishOptions::default()) {
+                Ok(env) => {
+                    slots.push(Some(results.len()));
+                    results.push(Ok(env.id.clone()));
+                    envelopes.push(env);
+                }
+                Err(e) => {
+                    slots.push(None);
+                    results.push(Err(e));
+                }
+            }
+        }
+        let sent = self.inner.transport.publish_batch(envelopes).await;
+        let positions = slots.into_iter().flatten();
+        for (pos, outcome) in positions.zip(sent) {
+            if let Err(e) = outcome {
+                results[pos] = Err(e);
+            }
+        }
+        results
+    }
+
     /// Builds the envelope `publish_with` would send, without sending it.
     pub fn envelope<E: Event>(
         &self,

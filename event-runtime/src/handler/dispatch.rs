@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{Context, ErasedHandler, HandlerError, RetryPolicy};
+use super::{Context, ErasedHandler, HandlerError, IdempotencyKey, IdempotencyStore, RetryPolicy};
 use crate::envelope::Envelope;
 use crate::observe::{HandlerCounters, HandlerRun, Observer, Outcome};
 use crate::publisher::Publisher;
@@ -34,6 +34,7 @@ pub(crate) struct HandlerRuntime {
     pub(crate) publisher: Publisher,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) counters: HandlerCounters,
+    pub(crate) idempotency: Option<Arc<dyn IdempotencyStore>>,
 }
 
 enum Verdict {
@@ -105,9 +106,15 @@ impl HandlerRuntime {
             acker,
         } = delivery;
         let started = Instant::now();
+        if self.already_done(&envelope).await {
+            settle(acker.ack(), self.name, "ack").await;
+            self.finish(&envelope, attempt, Outcome::Duplicate, started.elapsed());
+            return;
+        }
         let result = self.attempt(&envelope, attempt, &acker).await;
         let outcome = match self.judge(result, attempt) {
             Verdict::Done => {
+                self.mark_done(&envelope).await;
                 settle(acker.ack(), self.name, "ack").await;
                 Outcome::Succeeded
             }
@@ -131,11 +138,17 @@ impl HandlerRuntime {
             stream_sequence,
             acker,
         } = delivery;
+        if self.already_done(&envelope).await {
+            settle(acker.ack(), self.name, "ack").await;
+            self.finish(&envelope, attempt, Outcome::Duplicate, Duration::ZERO);
+            return;
+        }
         loop {
             let started = Instant::now();
             let result = self.attempt(&envelope, attempt, &acker).await;
             match self.judge(result, attempt) {
                 Verdict::Done => {
+                    self.mark_done(&envelope).await;
                     settle(acker.ack(), self.name, "ack").await;
                     self.finish(&envelope, attempt, Outcome::Succeeded, started.elapsed());
                     return;
@@ -154,6 +167,37 @@ impl HandlerRuntime {
                     with_progress(&acker, tokio::time::sleep(delay)).await;
                     attempt += 1;
                 }
+            }
+        }
+    }
+
+    fn key(&self, envelope: &Envelope) -> IdempotencyKey {
+        IdempotencyKey {
+            group: self.group.clone(),
+            handler: self.name,
+            event_id: envelope.id.clone(),
+        }
+    }
+
+    /// Whether the guard has this event as processed. A store that fails is
+    /// not trusted to skip anything: the handler runs.
+    async fn already_done(&self, envelope: &Envelope) -> bool {
+        let Some(store) = &self.idempotency else {
+            return false;
+        };
+        match store.is_done(&self.key(envelope)).await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::warn!(handler = self.name, error = %e, "idempotency store lookup failed; running the handler");
+                false
+            }
+        }
+    }
+
+    async fn mark_done(&self, envelope: &Envelope) {
+        if let Some(store) = &self.idempotency {
+            if let Err(e) = store.mark_done(&self.key(envelope)).await {
+                tracing::warn!(handler = self.name, error = %e, "idempotency store update failed");
             }
         }
     }

@@ -5,6 +5,7 @@ mod context;
 pub(crate) mod dispatch;
 mod error;
 mod extract;
+mod idempotency;
 mod retry;
 
 use std::future::Future;
@@ -18,6 +19,7 @@ pub(crate) use context::decode_envelope;
 pub use context::{Context, RawEvent};
 pub use error::{HandlerError, HandlerErrorKind, IntoHandlerResult};
 pub use extract::{FromContext, MissingState, State, StateMap};
+pub use idempotency::{IdempotencyKey, IdempotencyStore, InMemoryIdempotency};
 pub use retry::{Backoff, RetryPolicy};
 
 use crate::Event;

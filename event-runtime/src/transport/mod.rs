@@ -7,6 +7,8 @@
 //! can and say what they do not promise through [`Capabilities`].
 
 pub mod memory;
+#[cfg(feature = "nats")]
+pub mod nats;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -123,7 +125,7 @@ impl AckHandle {
     }
 
     /// See [`Acker::in_progress`].
-    pub fn in_progress(&self) -> Settle {
+    pub fn in_progress(&self) -> Completion<'_, Result<(), TransportError>> {
         match &self.0 {
             AckRepr::Memory(_) => Settle::done(),
             AckRepr::Dyn(a) => a.in_progress(),
@@ -176,7 +178,7 @@ impl<'a, T> Completion<'a, T> {
     }
 }
 
-impl Completion<'_, Result<(), TransportError>> {
+impl<'a> Completion<'a, Result<(), TransportError>> {
     /// Already settled successfully.
     pub fn done() -> Self {
         Self::ready(Ok(()))
@@ -217,7 +219,7 @@ pub trait Acker: Send + Sync {
     /// Never deliver again (the event was dead-lettered).
     fn term(self: Box<Self>) -> Settle;
     /// The handler is still working: postpone redelivery.
-    fn in_progress(&self) -> Settle;
+    fn in_progress(&self) -> Completion<'_, Result<(), TransportError>>;
     /// How often a running handler should call [`Acker::in_progress`];
     /// `None` when the transport never redelivers a running event.
     fn progress_interval(&self) -> Option<Duration> {
@@ -260,6 +262,16 @@ pub struct DeadLetter {
     pub failed_at: SystemTime,
     /// Topic the dead letter is published to.
     pub topic: String,
+}
+
+/// What a program publishes and consumes, for transports that provision
+/// server-side resources at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProvisionPlan {
+    /// Topics of every registered event and topic patterns of every selected handler.
+    pub topics: Vec<&'static str>,
+    /// Dead-letter topics the selected handlers name.
+    pub dead_letter_topics: Vec<&'static str>,
 }
 
 /// The default topic of dead letters of events on `topic`.
@@ -309,19 +321,31 @@ pub trait Transport: Send + Sync + 'static {
     /// What this transport guarantees.
     fn capabilities(&self) -> Capabilities;
 
-    /// Creates or checks what the given topics need (streams) before any
+    /// Creates or checks what the program's topics need (streams) before any
     /// consumer is created.
-    fn prepare<'a>(
-        &'a self,
-        topics: &'a [&'static str],
-    ) -> BoxFuture<'a, Result<(), TransportError>> {
-        let _ = topics;
+    fn prepare<'a>(&'a self, plan: &'a ProvisionPlan) -> BoxFuture<'a, Result<(), TransportError>> {
+        let _ = plan;
         Box::pin(async { Ok(()) })
     }
 
     /// Publishes one envelope; returns once the transport accepted it (for
     /// JetStream: once the server acknowledged it).
     fn publish(&self, envelope: Envelope) -> PublishFuture<'_>;
+
+    /// Publishes several envelopes, in order; a transport that confirms
+    /// publishes overlaps the confirmations. One result per envelope.
+    fn publish_batch(
+        &self,
+        envelopes: Vec<Envelope>,
+    ) -> BoxFuture<'_, Vec<Result<(), PublishError>>> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(envelopes.len());
+            for envelope in envelopes {
+                results.push(self.publish(envelope).await);
+            }
+            results
+        })
+    }
 
     /// Creates (or joins) the consumer described by `spec`.
     fn subscribe(

@@ -1,0 +1,16 @@
+//! NATS transports: core NATS (`nats://`, at-most-once, queue groups) and
+//! JetStream (`jetstream://`, at-least-once, durable pull consumers).
+//!
+//! Both speak the wire format of `docs/wire-format.md` and work with
+//! nats-server 2.9 and newer: no option that needs a newer server is used.
+
+mod config;
+mod core;
+mod jetstream;
+mod stats;
+mod wire;
+
+pub use self::config::{Auth, NatsConfig, Provision, Storage, StreamSettings, Tls};
+pub use self::core::NatsTransport;
+pub use self::jetstream::JetStreamTransport;
+pub use self::stats::NatsStats;
