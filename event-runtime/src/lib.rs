@@ -25,7 +25,7 @@ pub use envelope::{Envelope, EnvelopeError, EventId};
 pub use error::{Error, Result};
 pub use event::{Event, EventDescriptor, EventKey};
 pub use handler::{
-    Backoff, Context, HandlerDescriptor, HandlerError, HandlerErrorKind, HandlerOptions,
+    Backoff, Claim, Context, HandlerDescriptor, HandlerError, HandlerErrorKind, HandlerOptions,
     IdempotencyKey, IdempotencyStore, InMemoryIdempotency, RawEvent, RetryPolicy, State,
 };
 pub use observe::{HandlerMetrics, HandlerRun, Metrics, Observer, Outcome};

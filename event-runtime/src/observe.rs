@@ -17,6 +17,12 @@ pub enum Outcome {
     /// The event was already processed by this handler (a redelivery or a
     /// duplicate publish); acknowledged without running the handler.
     Duplicate,
+    /// Another delivery of the same event was running; this one was handed
+    /// back to the transport, to come again after `delay`.
+    Deferred {
+        /// Delay before it comes again.
+        delay: Duration,
+    },
     /// The attempt failed; the event will be delivered again after `delay`.
     Retrying {
         /// The error, as text.
@@ -84,7 +90,7 @@ impl HandlerCounters {
     pub(crate) fn record(&self, outcome: &Outcome, elapsed: Duration) {
         let counter = match outcome {
             Outcome::Succeeded => &self.succeeded,
-            Outcome::Duplicate => &self.duplicates,
+            Outcome::Duplicate | Outcome::Deferred { .. } => &self.duplicates,
             Outcome::Retrying { .. } | Outcome::DeadLetterFailed { .. } => &self.retried,
             Outcome::DeadLettered { .. } => &self.dead_lettered,
         };

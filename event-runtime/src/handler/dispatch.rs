@@ -12,7 +12,9 @@ use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{Context, ErasedHandler, HandlerError, IdempotencyKey, IdempotencyStore, RetryPolicy};
+use super::{
+    Claim, Context, ErasedHandler, HandlerError, IdempotencyKey, IdempotencyStore, RetryPolicy,
+};
 use crate::envelope::Envelope;
 use crate::observe::{HandlerCounters, HandlerRun, Observer, Outcome};
 use crate::publisher::Publisher;
@@ -106,24 +108,24 @@ impl HandlerRuntime {
             acker,
         } = delivery;
         let started = Instant::now();
-        if self.already_done(&envelope).await {
-            settle(acker.ack(), self.name, "ack").await;
-            self.finish(&envelope, attempt, Outcome::Duplicate, started.elapsed());
+        let Some(acker) = self.claim(&envelope, attempt, acker).await else {
             return;
-        }
+        };
         let result = self.attempt(&envelope, attempt, &acker).await;
         let outcome = match self.judge(result, attempt) {
             Verdict::Done => {
-                self.mark_done(&envelope).await;
+                self.settle_claim(&envelope, true).await;
                 settle(acker.ack(), self.name, "ack").await;
                 Outcome::Succeeded
             }
             Verdict::Retry(error) => {
+                self.settle_claim(&envelope, false).await;
                 let delay = self.retry.backoff.delay(attempt);
                 settle(acker.nak(delay), self.name, "nak").await;
                 retrying(self.name, &envelope, attempt, error, delay)
             }
             Verdict::GiveUp(error) => {
+                self.settle_claim(&envelope, false).await;
                 self.give_up(&envelope, attempt, stream_sequence, error, acker)
                     .await
             }
@@ -138,22 +140,21 @@ impl HandlerRuntime {
             stream_sequence,
             acker,
         } = delivery;
-        if self.already_done(&envelope).await {
-            settle(acker.ack(), self.name, "ack").await;
-            self.finish(&envelope, attempt, Outcome::Duplicate, Duration::ZERO);
+        let Some(acker) = self.claim(&envelope, attempt, acker).await else {
             return;
-        }
+        };
         loop {
             let started = Instant::now();
             let result = self.attempt(&envelope, attempt, &acker).await;
             match self.judge(result, attempt) {
                 Verdict::Done => {
-                    self.mark_done(&envelope).await;
+                    self.settle_claim(&envelope, true).await;
                     settle(acker.ack(), self.name, "ack").await;
                     self.finish(&envelope, attempt, Outcome::Succeeded, started.elapsed());
                     return;
                 }
                 Verdict::GiveUp(error) => {
+                    self.settle_claim(&envelope, false).await;
                     let outcome = self
                         .give_up(&envelope, attempt, stream_sequence, error, acker)
                         .await;
@@ -179,26 +180,62 @@ impl HandlerRuntime {
         }
     }
 
-    /// Whether the guard has this event as processed. A store that fails is
-    /// not trusted to skip anything: the handler runs.
-    async fn already_done(&self, envelope: &Envelope) -> bool {
+    /// Claims the event with the idempotency guard. Returns the acker when
+    /// the handler should run; otherwise settles the delivery: acknowledged
+    /// when the event was already processed, handed back when another
+    /// delivery of it is running. A store that fails is not trusted to skip
+    /// anything: the handler runs.
+    async fn claim(
+        &self,
+        envelope: &Envelope,
+        attempt: u32,
+        acker: AckHandle,
+    ) -> Option<AckHandle> {
         let Some(store) = &self.idempotency else {
-            return false;
+            return Some(acker);
         };
-        match store.is_done(&self.key(envelope)).await {
-            Ok(done) => done,
+        let claim = match store.claim(&self.key(envelope)).await {
+            Ok(c) => c,
             Err(e) => {
-                tracing::warn!(handler = self.name, error = %e, "idempotency store lookup failed; running the handler");
-                false
+                tracing::warn!(handler = self.name, error = %e, "idempotency store claim failed; running the handler");
+                return Some(acker);
+            }
+        };
+        match claim {
+            Claim::Run => Some(acker),
+            Claim::Done => {
+                tracing::debug!(handler = self.name, event_id = %envelope.id, "duplicate delivery skipped");
+                settle(acker.ack(), self.name, "ack").await;
+                self.finish(envelope, attempt, Outcome::Duplicate, Duration::ZERO);
+                None
+            }
+            Claim::Busy => {
+                let delay = self.retry.backoff.initial.max(Duration::from_millis(100));
+                settle(acker.nak(delay), self.name, "nak").await;
+                self.finish(
+                    envelope,
+                    attempt,
+                    Outcome::Deferred { delay },
+                    Duration::ZERO,
+                );
+                None
             }
         }
     }
 
-    async fn mark_done(&self, envelope: &Envelope) {
-        if let Some(store) = &self.idempotency {
-            if let Err(e) = store.mark_done(&self.key(envelope)).await {
-                tracing::warn!(handler = self.name, error = %e, "idempotency store update failed");
-            }
+    /// Completes (after a success) or releases (after a failure) the claim.
+    async fn settle_claim(&self, envelope: &Envelope, succeeded: bool) {
+        let Some(store) = &self.idempotency else {
+            return;
+        };
+        let key = self.key(envelope);
+        let result = if succeeded {
+            store.complete(&key).await
+        } else {
+            store.release(&key).await
+        };
+        if let Err(e) = result {
+            tracing::warn!(handler = self.name, error = %e, "idempotency store update failed");
         }
     }
 

@@ -19,7 +19,7 @@ pub(crate) use context::decode_envelope;
 pub use context::{Context, RawEvent};
 pub use error::{HandlerError, HandlerErrorKind, IntoHandlerResult};
 pub use extract::{FromContext, MissingState, State, StateMap};
-pub use idempotency::{IdempotencyKey, IdempotencyStore, InMemoryIdempotency};
+pub use idempotency::{Claim, IdempotencyKey, IdempotencyStore, InMemoryIdempotency};
 pub use retry::{Backoff, RetryPolicy};
 
 use crate::Event;

@@ -91,12 +91,7 @@ impl JetStreamTransport {
             .max_ack_inflight(config.stream.publish_window.max(1))
             .backpressure_on_inflight(true)
             .build(client.clone());
-        js.query_account().await.map_err(|e| {
-            io(
-                "JetStream is not available on this server (start nats-server with `-js`)",
-                e,
-            )
-        })?;
+        check_jetstream(&client).await?;
         Ok(JetStreamTransport {
             inner: Arc::new(Inner {
                 client,
@@ -128,6 +123,28 @@ impl JetStreamTransport {
     pub fn config(&self) -> &NatsConfig {
         &self.inner.config
     }
+}
+
+/// Asks the server for its JetStream account info. async-nats' typed
+/// `query_account` cannot parse a 2.9 server's answer, so the answer is read
+/// as plain JSON: enough to tell "enabled" from "not enabled".
+async fn check_jetstream(client: &Client) -> Result<(), TransportError> {
+    let not_enabled = "JetStream is not enabled on this server (start nats-server with `-js`)";
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.request("$JS.API.INFO", bytes::Bytes::new()),
+    )
+    .await
+    .map_err(|_| TransportError::Unavailable(format!("{not_enabled}: no answer within 10 s")))?
+    .map_err(|e| io(not_enabled, e))?;
+    let info: serde_json::Value = serde_json::from_slice(&reply.payload)
+        .map_err(|e| io("unreadable JetStream account info", e))?;
+    if let Some(error) = info.get("error") {
+        return Err(TransportError::Unavailable(format!(
+            "{not_enabled}: {error}"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether stream subject `have` covers subject `want` (both may hold wildcards).

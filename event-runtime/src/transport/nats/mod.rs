@@ -14,3 +14,7 @@ pub use self::config::{Auth, NatsConfig, Provision, Storage, StreamSettings, Tls
 pub use self::core::NatsTransport;
 pub use self::jetstream::JetStreamTransport;
 pub use self::stats::NatsStats;
+
+/// The NATS client crate, for what eventwire does not wrap (inspecting
+/// streams, reading dead letters with a plain consumer).
+pub use async_nats;
