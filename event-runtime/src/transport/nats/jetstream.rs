@@ -506,11 +506,20 @@ impl Pump {
             }
         };
         let mut errors_in_a_row = 0;
+        // A pull request does not survive a server restart; after a
+        // reconnection, pull anew instead of waiting for it to expire.
+        let reconnected = self.inner.stats.reconnected.notified();
+        tokio::pin!(reconnected);
+        reconnected.as_mut().enable();
         loop {
             let item = tokio::select! {
                 biased;
                 _ = self.stopped.stopped() => return,
                 _ = self.inner.closed.stopped() => return,
+                _ = &mut reconnected => {
+                    tracing::info!(consumer = %self.name(), "connection re-established; renewing the pull");
+                    return;
+                }
                 item = messages.next() => item,
             };
             match item {

@@ -26,6 +26,9 @@ pub struct NatsStats {
 
 #[derive(Debug, Default)]
 pub(crate) struct StatsCounters {
+    /// Woken on every reconnection: pull consumers renew their pull
+    /// requests at once instead of waiting for the old ones to expire.
+    pub(crate) reconnected: tokio::sync::Notify,
     pub(crate) slow_consumer_events: AtomicU64,
     pub(crate) disconnects: AtomicU64,
     pub(crate) reconnects: AtomicU64,
@@ -77,6 +80,7 @@ pub(crate) async fn connect(
                 async_nats::Event::Connected => {
                     if connected_once.swap(true, Ordering::Relaxed) {
                         StatsCounters::bump(&stats.reconnects);
+                        stats.reconnected.notify_waiters();
                         tracing::info!("NATS connection re-established");
                     }
                 }
