@@ -47,12 +47,18 @@ pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream
                 let #arg = <#ty as #p::FromContext>::extract(&#var, __eventwire_ctx);
             }
         });
+    // Spanned on the written return type: an unsupported one is reported there.
     let into_result = match check::return_type(h) {
-        Some(ret) => quote_spanned!(ret.span()=> #p::IntoHandlerResult::into_handler_result),
+        Some(ret) => {
+            quote_spanned!(ret.span()=> <#ret as #p::IntoHandlerResult>::into_handler_result)
+        }
         None => quote!(#p::IntoHandlerResult::into_handler_result),
     };
     let call = quote! {
-        async move { #into_result(#fn_ident(__eventwire_event, #(#args),*).await) }
+        async move {
+            let __eventwire_out = #fn_ident(__eventwire_event, #(#args),*).await;
+            #into_result(__eventwire_out)
+        }
     };
     let wrap = if event.raw {
         quote! {

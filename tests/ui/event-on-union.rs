@@ -1,0 +1,9 @@
+use eventwire::prelude::*;
+
+#[derive(Event)]
+union Bits {
+    a: u32,
+    b: f32,
+}
+
+fn main() {}

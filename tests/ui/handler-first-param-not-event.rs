@@ -1,0 +1,10 @@
+use eventwire::prelude::*;
+
+struct NotAnEvent {
+    id: u64,
+}
+
+#[handler]
+async fn on_thing(_evt: NotAnEvent) {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use eventwire::prelude::*;
+
+#[handler]
+async fn on_anything(_evt: RawEvent) {}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use eventwire::prelude::*;
+
+#[derive(Serialize, Deserialize, Event)]
+struct OrderCreated {
+    id: u64,
+}
+
+#[handler(retires = 3)]
+async fn on_order(_evt: OrderCreated) {}
+
+fn main() {}
