@@ -404,3 +404,116 @@ async fn graceful_shutdown_finishes_or_returns_every_event() {
         second.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_mode_refuses_a_stream_that_does_not_cover_the_topics() {
+    for binary in server_binaries() {
+        let server = NatsServer::start(&binary);
+        let (log, fx) = (Log::default(), Effects::default());
+        // No stream yet: verify refuses to create one.
+        let url = format!("{}?provision=verify", server.url("jetstream"));
+        let err = App::builder()
+            .service("payments")
+            .transport_url(&url)
+            .unwrap()
+            .handlers(HandlerSelection::names(["audit"]))
+            .state(log.clone())
+            .state(Me(0))
+            .build()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("stream `EVENTWIRE` does not exist"), "{err}");
+
+        // A stream made by hand that lacks the topic: the error names it.
+        let raw = async_nats::connect(format!("127.0.0.1:{}", server.port))
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(raw);
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "EVENTWIRE".into(),
+            subjects: vec!["other.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let err = App::builder()
+            .service("payments")
+            .transport_url(&url)
+            .unwrap()
+            .handlers(HandlerSelection::names(["audit"]))
+            .state(log.clone())
+            .state(Me(0))
+            .build()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not cover test.js.payment"), "{err}");
+
+        // Create mode adds the missing subjects to the existing stream.
+        let a = app(&server.url("jetstream"), &["audit"], &log, 0, &fx).await;
+        let mut stream = js.get_stream("EVENTWIRE").await.unwrap();
+        let subjects = stream.info().await.unwrap().config.subjects.clone();
+        assert!(subjects.contains(&"other.>".to_owned()), "{subjects:?}");
+        assert!(
+            subjects.contains(&"test.js.payment".to_owned()),
+            "{subjects:?}"
+        );
+        a.publisher().publish(&payment(1)).await.unwrap();
+        eventually(Duration::from_secs(10), "the event", || log.len() == 1).await;
+        a.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_consumer_is_recreated() {
+    for binary in server_binaries() {
+        let server = NatsServer::start(&binary);
+        let (log, fx) = (Log::default(), Effects::default());
+        let a = app(&server.url("jetstream"), &["audit"], &log, 0, &fx).await;
+        a.publisher().publish(&payment(1)).await.unwrap();
+        eventually(Duration::from_secs(10), "the first event", || {
+            log.len() == 1
+        })
+        .await;
+
+        let raw = async_nats::connect(format!("127.0.0.1:{}", server.port))
+            .await
+            .unwrap();
+        let js = async_nats::jetstream::new(raw);
+        js.get_stream("EVENTWIRE")
+            .await
+            .unwrap()
+            .delete_consumer("audit__audit")
+            .await
+            .unwrap();
+        // The pull notices (heartbeats stop, or the server says so) and the
+        // consumer comes back; events published after that are delivered.
+        let publisher = a.publisher();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut n = 2;
+        while log.len() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "consumer not recreated on {}",
+                binary.version
+            );
+            let stream = js.get_stream("EVENTWIRE").await.unwrap();
+            if stream
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>("audit__audit")
+                .await
+                .is_ok()
+            {
+                publisher.publish(&payment(n)).await.unwrap();
+                n += 1;
+                eventually(Duration::from_secs(10), "an event after recreation", || {
+                    log.len() >= 2
+                })
+                .await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        a.shutdown().await.unwrap();
+    }
+}

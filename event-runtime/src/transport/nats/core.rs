@@ -93,7 +93,7 @@ pub(crate) async fn publish_core(
     envelope: &Envelope,
 ) -> Result<(), PublishError> {
     let headers = wire::headers(envelope, false)?;
-    wire::check_size(client, &envelope.topic, &headers, &envelope.payload)?;
+    let size = wire::wire_size(&headers, &envelope.payload);
     client
         .publish_with_headers(
             config.subject(&envelope.topic),
@@ -102,6 +102,9 @@ pub(crate) async fn publish_core(
         )
         .await
         .map_err(|e| {
+            if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
+                return wire::payload_too_large(client, &envelope.topic, size);
+            }
             StatsCounters::bump(&stats.failed_publishes);
             PublishError::Transport {
                 topic: envelope.topic.to_string(),

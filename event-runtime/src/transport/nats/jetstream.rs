@@ -235,7 +235,7 @@ impl Inner {
             return Err(PublishError::Closed);
         }
         let headers = wire::headers(envelope, true)?;
-        wire::check_size(&self.client, &envelope.topic, &headers, &envelope.payload)?;
+        let size = wire::wire_size(&headers, &envelope.payload);
         let topic = envelope.topic.to_string();
         let failed =
             |e: Box<dyn std::error::Error + Send + Sync>, topic: String, stats: &StatsCounters| {
@@ -250,7 +250,13 @@ impl Inner {
                 envelope.payload.clone(),
             )
             .await
-            .map_err(|e| failed(Box::new(e), topic.clone(), &self.stats))?;
+            .map_err(|e| {
+                if e.kind() == async_nats::jetstream::context::PublishErrorKind::MaxPayloadExceeded
+                {
+                    return wire::payload_too_large(&self.client, &topic, size);
+                }
+                failed(Box::new(e), topic.clone(), &self.stats)
+            })?;
         let stats = self.stats.clone();
         Ok(async move {
             ack.await

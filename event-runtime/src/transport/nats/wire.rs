@@ -70,24 +70,20 @@ pub(crate) fn wire_size(headers: &HeaderMap, payload: &Bytes) -> usize {
     size + payload.len()
 }
 
-/// Checks the size against the server's limit before sending, so an
-/// oversized event is a typed error and the connection stays up.
-pub(crate) fn check_size(
+/// The typed error for a message the client refused as larger than the
+/// server's `max_payload` (async-nats checks before sending, so the
+/// connection stays up; reading the limit clones the server info, so it is
+/// only read on this path).
+pub(crate) fn payload_too_large(
     client: &async_nats::Client,
     topic: &str,
-    headers: &HeaderMap,
-    payload: &Bytes,
-) -> Result<(), PublishError> {
-    let limit = client.server_info().max_payload;
-    let size = wire_size(headers, payload);
-    if limit > 0 && size > limit {
-        return Err(PublishError::PayloadTooLarge {
-            topic: topic.to_owned(),
-            size,
-            limit,
-        });
+    size: usize,
+) -> PublishError {
+    PublishError::PayloadTooLarge {
+        topic: topic.to_owned(),
+        size,
+        limit: client.server_info().max_payload,
     }
-    Ok(())
 }
 
 /// The envelope of a received message.
