@@ -189,11 +189,37 @@ fn start_server() -> Server {
     }
 }
 
-fn row(name: &str, raw: f64, ew: f64, unit: &str, higher_is_better: bool) {
-    let ratio = if higher_is_better { ew / raw } else { raw / ew };
-    println!(
-        "  {name:<44} raw {raw:>12.0} {unit:<9} eventwire {ew:>12.0} {unit:<9} ratio {ratio:>5.2}x"
-    );
+/// One measured row: name, raw figure, eventwire figure, unit, higher is better.
+type Row = (&'static str, f64, f64, &'static str, bool);
+
+thread_local! {
+    static ROWS: std::cell::RefCell<Vec<Row>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn row(name: &'static str, raw: f64, ew: f64, unit: &'static str, higher_is_better: bool) {
+    ROWS.with(|r| r.borrow_mut().push((name, raw, ew, unit, higher_is_better)));
+}
+
+/// Prints the median of every row over the rounds.
+fn report(rows: Vec<Row>) {
+    let mut names: Vec<&str> = Vec::new();
+    for r in &rows {
+        if !names.contains(&r.0) {
+            names.push(r.0);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    for name in names {
+        let of: Vec<&Row> = rows.iter().filter(|r| r.0 == name).collect();
+        let (unit, hib) = (of[0].3, of[0].4);
+        let raw = median(of.iter().map(|r| r.1).collect());
+        let ew = median(of.iter().map(|r| r.2).collect());
+        let ratio = if hib { ew / raw } else { raw / ew };
+        println!("  {name:<42} raw {raw:>9.0} {unit:<4} eventwire {ew:>9.0} {unit:<4} ratio {ratio:>5.2}x");
+    }
 }
 
 fn percentile(v: &mut [u64], p: f64) -> f64 {
@@ -465,24 +491,34 @@ async fn run(server: &Server, core_n: u64, js_n: u64, latency_n: u64) {
 
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
-    let n: u64 = std::env::var("EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let n = env("EVENTS", 20_000);
+    let rounds = if quick { 1 } else { env("ROUNDS", 3) };
     let (core_n, js_n, lat_n) = if quick {
         (200, 200, 50)
     } else {
         (n, n / 2, 2_000)
     };
-    let server = start_server();
+    let mut version = String::new();
+    for _ in 0..rounds {
+        // A fresh server per round: every round starts from empty streams.
+        let server = start_server();
+        version = server.version.clone();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(run(&server, core_n, js_n, lat_n));
+    }
     println!(
-        "nats_throughput against {} ({} core events, {} JetStream events, 2 worker threads)",
-        server.version, core_n, js_n
+        "nats_throughput against {version}: {core_n} core events, {js_n} JetStream events, \
+         {lat_n} latency samples; median of {rounds} rounds, 2 worker threads"
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run(&server, core_n, js_n, lat_n));
+    report(ROWS.with(|r| r.take()));
 }

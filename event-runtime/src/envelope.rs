@@ -262,23 +262,35 @@ impl Envelope {
         let mut tracestate = None;
         let mut rest = Vec::new();
         for (name, value) in headers {
-            let slot = match name.to_ascii_lowercase().as_str() {
-                header::ID => &mut id,
-                header::SOURCE => &mut source,
-                header::TYPE => &mut topic,
-                header::SPEC_VERSION => &mut spec,
-                header::TIME => &mut time,
-                header::CONTENT_TYPE => &mut content_type,
-                header::SCHEMA_VERSION => &mut version,
-                header::PARTITION_KEY => &mut env_key,
-                header::CORRELATION_ID => &mut correlation,
-                header::CAUSATION_ID => &mut causation,
-                header::TRACEPARENT => &mut traceparent,
-                header::TRACESTATE => &mut tracestate,
-                _ => {
-                    rest.push((name.to_owned(), value.to_owned()));
-                    continue;
-                }
+            // Case-insensitive, without allocating a lowercase copy per header.
+            let is = |h: &str| name.eq_ignore_ascii_case(h);
+            let slot = if is(header::ID) {
+                &mut id
+            } else if is(header::SOURCE) {
+                &mut source
+            } else if is(header::TYPE) {
+                &mut topic
+            } else if is(header::SPEC_VERSION) {
+                &mut spec
+            } else if is(header::TIME) {
+                &mut time
+            } else if is(header::CONTENT_TYPE) {
+                &mut content_type
+            } else if is(header::SCHEMA_VERSION) {
+                &mut version
+            } else if is(header::PARTITION_KEY) {
+                &mut env_key
+            } else if is(header::CORRELATION_ID) {
+                &mut correlation
+            } else if is(header::CAUSATION_ID) {
+                &mut causation
+            } else if is(header::TRACEPARENT) {
+                &mut traceparent
+            } else if is(header::TRACESTATE) {
+                &mut tracestate
+            } else {
+                rest.push((name.to_owned(), value.to_owned()));
+                continue;
             };
             // The first occurrence wins, as in CloudEvents' HTTP binding.
             if slot.is_none() {

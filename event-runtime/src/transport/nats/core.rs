@@ -271,6 +271,32 @@ impl CoreSubscription {
 }
 
 impl Subscription for CoreSubscription {
+    fn try_next(&self) -> Option<Delivery> {
+        use futures_util::FutureExt;
+        if self.stopped.is_stopped() {
+            return None;
+        }
+        let mut state = self.state.try_lock().ok()?;
+        if let Ok(r) = state.retry_rx.try_recv() {
+            return Some(self.delivery(r.envelope, r.attempt));
+        }
+        // A message already received by the client is taken without a
+        // waker registration; anything else goes through `next`.
+        let msg = state.subscriber.as_mut()?.next().now_or_never()??;
+        match wire::envelope_of(
+            &self.inner.config,
+            &msg.subject,
+            msg.headers.as_ref(),
+            msg.payload.clone(),
+        ) {
+            Ok(env) => Some(self.delivery(Arc::new(env), 1)),
+            Err(e) => {
+                self.malformed(msg, e);
+                None
+            }
+        }
+    }
+
     fn next(&self) -> BoxFuture<'_, Option<Delivery>> {
         Box::pin(async move {
             let mut state = self.state.lock().await;
