@@ -30,6 +30,21 @@ mod second {
     pub async fn same_name(_evt: ClashB) {}
 }
 
+// Two versions of one topic that are not linked by `upcast_from`.
+#[allow(dead_code)] // only registered, never built
+#[derive(Debug, Serialize, Deserialize, Event)]
+#[event(topic = "test.validation.versions", version = 1)]
+struct StrayV1 {
+    a: u32,
+}
+
+#[allow(dead_code)] // only registered, never built
+#[derive(Debug, Serialize, Deserialize, Event)]
+#[event(topic = "test.validation.versions", version = 2)]
+struct Unlinked {
+    a: u32,
+}
+
 #[derive(Debug, Serialize, Deserialize, Event)]
 #[event(topic = "test.validation.replay")]
 struct Replayed {

@@ -6,6 +6,7 @@ pub(crate) const EVENT: &str = "event";
 pub(crate) const TOPIC: &str = "topic";
 pub(crate) const VERSION: &str = "version";
 pub(crate) const FORMAT: &str = "format";
+pub(crate) const UPCAST_FROM: &str = "upcast_from";
 // #[event(...)] on a field
 pub(crate) const KEY: &str = "key";
 
@@ -35,7 +36,7 @@ pub(crate) const HANDLER_OPTIONS: &[&str] = &[
     DEAD_LETTER,
 ];
 
-pub(crate) const EVENT_OPTIONS: &[&str] = &[TOPIC, VERSION, FORMAT];
+pub(crate) const EVENT_OPTIONS: &[&str] = &[TOPIC, VERSION, FORMAT, UPCAST_FROM];
 
 /// Name of the parameter type of handlers that take undecoded events.
 pub(crate) const RAW_EVENT: &str = "RawEvent";

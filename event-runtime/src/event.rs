@@ -132,4 +132,24 @@ pub struct EventDescriptor {
     pub format: Format,
     /// The name of the `#[event(key)]` field, if any.
     pub key_field: Option<&'static str>,
+    /// The event type of the previous schema version (`#[event(upcast_from = ...)]`).
+    pub upcast_from: Option<fn() -> &'static EventDescriptor>,
+}
+
+/// How an older schema version becomes the current event type: implemented
+/// for every `From<Old>`; `#[event(upcast_from = Old)]` requires it.
+#[diagnostic::on_unimplemented(
+    message = "broken upcast link: `{Self}` cannot be made from `{Old}`",
+    label = "`upcast_from` names `{Old}`, but there is no conversion into `{Self}`",
+    note = "implement `From<{Old}> for {Self}`: it turns an event of the previous schema version into the current one"
+)]
+pub trait UpcastFrom<Old>: Sized {
+    /// Converts the older event.
+    fn upcast(old: Old) -> Self;
+}
+
+impl<Old, New: From<Old>> UpcastFrom<Old> for New {
+    fn upcast(old: Old) -> Self {
+        New::from(old)
+    }
 }

@@ -23,7 +23,7 @@ pub use app::{App, AppBuilder, ShutdownHandle, ShutdownReport};
 pub use codec::{DecodeError, DecodeErrorKind, EncodeError, Format};
 pub use envelope::{Envelope, EnvelopeError, EventId};
 pub use error::{Error, Result};
-pub use event::{Event, EventDescriptor, EventKey};
+pub use event::{Event, EventDescriptor, EventKey, UpcastFrom};
 pub use handler::{
     Backoff, Claim, Context, HandlerDescriptor, HandlerError, HandlerErrorKind, HandlerOptions,
     IdempotencyKey, IdempotencyStore, InMemoryIdempotency, RawEvent, RetryPolicy, State,
@@ -46,7 +46,7 @@ pub mod __private {
 
     pub use crate::codec::json;
     pub use crate::codec::{DecodeError, EncodeError, Format};
-    pub use crate::event::{Event, EventDescriptor, EventKey};
+    pub use crate::event::{Event, EventDescriptor, EventKey, UpcastFrom};
     pub use crate::handler::{
         raw_handler, typed_handler, Backoff, Context, Durability, ErasedHandler, FromContext,
         HandlerDescriptor, HandlerError, HandlerOptions, IntoHandlerResult, MissingState, RawEvent,

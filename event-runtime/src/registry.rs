@@ -85,7 +85,7 @@ impl HandlerSelection {
 #[non_exhaustive]
 pub enum ValidationError {
     /// Two event types claim the same topic.
-    #[error("event types `{first}` and `{second}` both use topic `{topic}`; give one of them another `#[event(topic = ...)]`")]
+    #[error("event types `{first}` and `{second}` both use topic `{topic}`; give one of them another `#[event(topic = ...)]`, or, if they are versions of one event, link them with `#[event(upcast_from = ...)]`")]
     DuplicateTopic {
         /// The topic.
         topic: &'static str,
@@ -244,21 +244,37 @@ impl Registry {
         }
     }
 
-    /// Rule: one topic, one event type.
+    /// Rule: one topic, one event type, except for the schema versions of
+    /// one event, which share a topic when the newest reaches every older
+    /// one through `upcast_from` links.
     fn check_topics(&self, errors: &mut Vec<ValidationError>) {
-        let mut by_topic: BTreeMap<&str, &EventDescriptor> = BTreeMap::new();
+        let mut by_topic: BTreeMap<&str, Vec<&EventDescriptor>> = BTreeMap::new();
         for e in &self.events {
-            match by_topic.get(e.topic) {
-                Some(first) if first.type_path != e.type_path => {
-                    errors.push(ValidationError::DuplicateTopic {
-                        topic: e.topic,
-                        first: first.type_path,
-                        second: e.type_path,
-                    })
+            let same = by_topic.entry(e.topic).or_default();
+            if !same.iter().any(|s| s.type_path == e.type_path) {
+                same.push(e);
+            }
+        }
+        for (topic, mut types) in by_topic {
+            if types.len() < 2 {
+                continue;
+            }
+            types.sort_by_key(|e| std::cmp::Reverse(e.version));
+            let mut chain: BTreeSet<&str> = BTreeSet::new();
+            let mut next = Some(types[0]);
+            while let Some(e) = next {
+                if !chain.insert(e.type_path) {
+                    break;
                 }
-                Some(_) => {}
-                None => {
-                    by_topic.insert(e.topic, e);
+                next = e.upcast_from.map(|f| f());
+            }
+            for e in &types[1..] {
+                if e.version == types[0].version || !chain.contains(e.type_path) {
+                    errors.push(ValidationError::DuplicateTopic {
+                        topic,
+                        first: types[0].type_path,
+                        second: e.type_path,
+                    });
                 }
             }
         }

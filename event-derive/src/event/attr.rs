@@ -4,7 +4,7 @@ use syn::{Attribute, LitInt, LitStr};
 
 use crate::attr::{duplicate, unknown, value};
 use crate::ctxt::Ctxt;
-use crate::symbol::{EVENT, EVENT_OPTIONS, FORMAT, KEY, TOPIC, VERSION};
+use crate::symbol::{EVENT, EVENT_OPTIONS, FORMAT, KEY, TOPIC, UPCAST_FROM, VERSION};
 
 /// The options on the type, each with its literal for spans.
 #[derive(Default)]
@@ -12,6 +12,8 @@ pub(crate) struct TypeAttrs {
     pub(crate) topic: Option<LitStr>,
     pub(crate) version: Option<(u32, LitInt)>,
     pub(crate) format: Option<LitStr>,
+    /// The event type of the previous schema version.
+    pub(crate) upcast_from: Option<syn::Path>,
 }
 
 pub(crate) fn type_attrs(cx: &Ctxt, attrs: &[Attribute]) -> TypeAttrs {
@@ -32,6 +34,19 @@ pub(crate) fn type_attrs(cx: &Ctxt, attrs: &[Attribute]) -> TypeAttrs {
             } else if meta.path.is_ident(FORMAT) {
                 let lit = v.into_str(cx, FORMAT, "\"json\" or \"protobuf\"");
                 set(cx, &meta, FORMAT, &mut out.format, lit);
+            } else if meta.path.is_ident(UPCAST_FROM) {
+                let path = match v {
+                    crate::attr::Value::Other(syn::Expr::Path(p)) => Some(p.path),
+                    crate::attr::Value::Str(s) => {
+                        cx.error_spanned_by(&s, "`upcast_from` takes a type, not a string: `upcast_from = OrderCreatedV2`");
+                        None
+                    }
+                    _ => {
+                        cx.error_spanned_by(&meta.path, "`upcast_from` takes the event type of the previous version: `upcast_from = OrderCreatedV2`");
+                        None
+                    }
+                };
+                set(cx, &meta, UPCAST_FROM, &mut out.upcast_from, path);
             } else if meta.path.is_ident(KEY) {
                 cx.error_spanned_by(
                     &meta.path,

@@ -11,6 +11,24 @@ pub(crate) fn check(cx: &Ctxt, input: &Input<'_>) {
     check_version(cx, input);
     check_format(cx, input);
     check_keys(cx, input);
+    check_upcast(cx, input);
+}
+
+/// Rule: only a version after the first has a previous version to upcast from.
+fn check_upcast(cx: &Ctxt, input: &Input<'_>) {
+    let Some(path) = &input.attrs.upcast_from else {
+        return;
+    };
+    let version = input.attrs.version.as_ref().map_or(1, |(v, _)| *v);
+    if version < 2 {
+        cx.error_spanned_by(
+            path,
+            format!("`upcast_from` needs `version` >= 2: version {version} is the first, there is nothing older to upcast from"),
+        );
+    }
+    if path.is_ident(&input.ident.to_string()) || path.is_ident("Self") {
+        cx.error_spanned_by(path, "an event cannot upcast from itself");
+    }
 }
 
 /// Rule: events are structs or enums.

@@ -43,9 +43,16 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         ),
     };
 
+    let (older, upcast_checks, upcast_field) = match &input.attrs.upcast_from {
+        None => (quote!(), quote!(), quote!(::core::option::Option::None)),
+        Some(old) => upcast(input, old, &topic, version),
+    };
+
     quote! {
         #[doc(hidden)]
         const _: () = {
+            #upcast_checks
+
             #[automatically_derived]
             impl #p::Event for #ident {
                 const TOPIC: &'static str = #topic;
@@ -67,7 +74,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                 ) -> ::core::result::Result<Self, #p::DecodeError> {
                     if version == <Self as #p::Event>::VERSION {
                         #p::json::decode::<Self>(version, payload)
-                    } else {
+                    } #older else {
                         ::core::result::Result::Err(#p::DecodeError::unknown_version::<Self>(version))
                     }
                 }
@@ -86,7 +93,56 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                 version: #version,
                 format: #p::Format::Json,
                 key_field: #key_field,
+                upcast_from: #upcast_field,
             };
         };
     }
+}
+
+/// The decode branch for older versions, and the compile-time checks of the
+/// link: same topic, previous version, a `From` conversion. Each check is
+/// spanned on the `upcast_from` path and names the broken link.
+fn upcast(
+    input: &Input<'_>,
+    old: &syn::Path,
+    topic: &str,
+    version: u32,
+) -> (TokenStream, TokenStream, TokenStream) {
+    let p = quote!(::eventwire::__private);
+    let name = input.ident.to_string();
+    let old_name = quote!(#old).to_string().replace(' ', "");
+    let previous = version.saturating_sub(1);
+    let span = old.span();
+    let older = quote_spanned! {span=>
+        else if version < <Self as #p::Event>::VERSION {
+            <#old as #p::Event>::decode(version, payload).map(<Self as #p::UpcastFrom<#old>>::upcast)
+        }
+    };
+    let previous_text = previous.to_string();
+    let checks = quote_spanned! {span=>
+        const _: () = {
+            const __EVENTWIRE_OLD_TOPIC: &str = <#old as #p::Event>::TOPIC;
+            const __EVENTWIRE_PARTS: &[&str] = &[
+                "broken upcast link: `", #old_name, "` is on topic `", __EVENTWIRE_OLD_TOPIC,
+                "`, but `", #name, "` is on `", #topic, "`; `upcast_from` names an older version of the same event",
+            ];
+            const __EVENTWIRE_LEN: usize = #p::concat_len(__EVENTWIRE_PARTS);
+            const __EVENTWIRE_MESSAGE: [u8; __EVENTWIRE_LEN] =
+                #p::concat_bytes::<__EVENTWIRE_LEN>(__EVENTWIRE_PARTS);
+            if !#p::str_eq(__EVENTWIRE_OLD_TOPIC, #topic) {
+                ::core::panic!("{}", #p::bytes_str(&__EVENTWIRE_MESSAGE));
+            }
+            if <#old as #p::Event>::VERSION != #previous {
+                ::core::panic!("{}", ::core::concat!(
+                    "broken upcast link: `", #name, "` is version ", #version,
+                    ", so `upcast_from` must name its version ", #previous_text,
+                    ", but `", #old_name, "` has another version (a gap, or a cycle)"
+                ));
+            }
+        };
+    };
+    let field = quote_spanned! {span=>
+        ::core::option::Option::Some(<#old as #p::Event>::descriptor)
+    };
+    (older, checks, field)
 }
