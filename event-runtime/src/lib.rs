@@ -45,6 +45,8 @@ pub mod __private {
     pub use std::borrow::Cow;
 
     pub use crate::codec::json;
+    #[cfg(feature = "protobuf")]
+    pub use crate::codec::protobuf;
     pub use crate::codec::{DecodeError, EncodeError, Format};
     pub use crate::event::{Event, EventDescriptor, EventKey, UpcastFrom};
     pub use crate::handler::{

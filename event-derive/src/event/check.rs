@@ -80,11 +80,7 @@ fn check_version(cx: &Ctxt, input: &Input<'_>) {
 fn check_format(cx: &Ctxt, input: &Input<'_>) {
     if let Some(lit) = &input.attrs.format {
         match lit.value().as_str() {
-            "json" => {}
-            "protobuf" => cx.error_spanned_by(
-                lit,
-                "format \"protobuf\" is not available in this version of eventwire; use \"json\"",
-            ),
+            "json" | "protobuf" => {}
             other => cx.error_spanned_by(
                 lit,
                 format!("unknown format `{other}`; expected \"json\" or \"protobuf\""),

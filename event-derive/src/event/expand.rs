@@ -18,6 +18,20 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         .unwrap_or_else(|| topic::from_type_name(&name));
     let version = input.attrs.version.as_ref().map_or(1, |(v, _)| *v);
     let p = quote!(::eventwire::__private);
+    let protobuf = input
+        .attrs
+        .format
+        .as_ref()
+        .filter(|f| f.value() == "protobuf");
+    // Spanned on the format literal: a type that is not a prost message is
+    // reported there.
+    let (format, codec) = match protobuf {
+        Some(lit) => (
+            quote!(#p::Format::Protobuf),
+            quote_spanned!(lit.span()=> #p::protobuf),
+        ),
+        None => (quote!(#p::Format::Json), quote!(#p::json)),
+    };
 
     let (key_fn, key_field) = match input.keys.first() {
         Some(k) => {
@@ -58,14 +72,14 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                 const TOPIC: &'static str = #topic;
                 const VERSION: u32 = #version;
                 const NAME: &'static str = #name;
-                const FORMAT: #p::Format = #p::Format::Json;
+                const FORMAT: #p::Format = #format;
 
                 fn key(&self) -> ::core::option::Option<#p::Cow<'_, str>> {
                     #key_fn
                 }
 
                 fn encode(&self) -> ::core::result::Result<#p::Bytes, #p::EncodeError> {
-                    #p::json::encode(self)
+                    #codec::encode(self)
                 }
 
                 fn decode(
@@ -73,7 +87,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                     payload: &[u8],
                 ) -> ::core::result::Result<Self, #p::DecodeError> {
                     if version == <Self as #p::Event>::VERSION {
-                        #p::json::decode::<Self>(version, payload)
+                        #codec::decode::<Self>(version, payload)
                     } #older else {
                         ::core::result::Result::Err(#p::DecodeError::unknown_version::<Self>(version))
                     }
@@ -91,7 +105,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                 type_path: ::core::concat!(::core::module_path!(), "::", #name),
                 topic: #topic,
                 version: #version,
-                format: #p::Format::Json,
+                format: #format,
                 key_field: #key_field,
                 upcast_from: #upcast_field,
             };

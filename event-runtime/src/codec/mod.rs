@@ -2,6 +2,8 @@
 //! every transport, the in-memory bus included, carries encoded bytes.
 
 pub mod json;
+#[cfg(feature = "protobuf")]
+pub mod protobuf;
 
 use std::fmt;
 
