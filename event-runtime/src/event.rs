@@ -134,6 +134,21 @@ pub struct EventDescriptor {
     pub key_field: Option<&'static str>,
     /// The event type of the previous schema version (`#[event(upcast_from = ...)]`).
     pub upcast_from: Option<fn() -> &'static EventDescriptor>,
+    /// The fields as they travel (serde names; protobuf tags), for the schema lock.
+    pub fields: &'static [FieldDescriptor],
+}
+
+/// One field of an event's schema, as recorded by `#[derive(Event)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDescriptor {
+    /// The name on the wire (after `#[serde(rename)]`); `Variant.field` for enums.
+    pub name: &'static str,
+    /// The Rust type as written.
+    pub ty: &'static str,
+    /// The protobuf field number.
+    pub tag: Option<u32>,
+    /// The protobuf kind (`string`, `uint32 repeated`, ...).
+    pub protobuf: Option<&'static str>,
 }
 
 /// How an older schema version becomes the current event type: implemented

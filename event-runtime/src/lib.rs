@@ -14,6 +14,7 @@ pub mod handler;
 pub mod observe;
 pub mod publisher;
 pub mod registry;
+pub mod schema;
 mod stop;
 pub mod testing;
 pub mod topic;
@@ -23,7 +24,7 @@ pub use app::{App, AppBuilder, ShutdownHandle, ShutdownReport};
 pub use codec::{DecodeError, DecodeErrorKind, EncodeError, Format};
 pub use envelope::{Envelope, EnvelopeError, EventId};
 pub use error::{Error, Result};
-pub use event::{Event, EventDescriptor, EventKey, UpcastFrom};
+pub use event::{Event, EventDescriptor, EventKey, FieldDescriptor, UpcastFrom};
 pub use handler::{
     Backoff, Claim, Context, HandlerDescriptor, HandlerError, HandlerErrorKind, HandlerOptions,
     IdempotencyKey, IdempotencyStore, InMemoryIdempotency, RawEvent, RetryPolicy, State,
@@ -48,7 +49,7 @@ pub mod __private {
     #[cfg(feature = "protobuf")]
     pub use crate::codec::protobuf;
     pub use crate::codec::{DecodeError, EncodeError, Format};
-    pub use crate::event::{Event, EventDescriptor, EventKey, UpcastFrom};
+    pub use crate::event::{Event, EventDescriptor, EventKey, FieldDescriptor, UpcastFrom};
     pub use crate::handler::{
         raw_handler, typed_handler, Backoff, Context, Durability, ErasedHandler, FromContext,
         HandlerDescriptor, HandlerError, HandlerOptions, IntoHandlerResult, MissingState, RawEvent,

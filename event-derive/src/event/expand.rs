@@ -57,6 +57,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         ),
     };
 
+    let fields = super::schema::fields(input.original);
     let (older, upcast_checks, upcast_field) = match &input.attrs.upcast_from {
         None => (quote!(), quote!(), quote!(::core::option::Option::None)),
         Some(old) => upcast(input, old, &topic, version),
@@ -108,6 +109,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                 format: #format,
                 key_field: #key_field,
                 upcast_from: #upcast_field,
+                fields: #fields,
             };
         };
     }
