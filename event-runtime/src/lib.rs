@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod codec;
+pub mod describe;
 pub mod envelope;
 mod error;
 pub mod event;
