@@ -50,6 +50,7 @@ pub struct AppBuilder {
     observer: Option<Arc<dyn Observer>>,
     registry: Option<Registry>,
     idempotency: IdempotencyChoice,
+    transport_url: Option<String>,
     /// The test harness runs JetStream-only options on the memory bus.
     pub(crate) relax_durability: bool,
 }
@@ -75,6 +76,7 @@ impl Default for AppBuilder {
             observer: None,
             registry: None,
             idempotency: IdempotencyChoice::Default,
+            transport_url: None,
             relax_durability: false,
         }
     }
@@ -106,6 +108,7 @@ impl AppBuilder {
     /// `jetstream://host:port`.
     pub fn transport_url(mut self, url: &str) -> Result<Self> {
         self.transport = parse_url(url)?;
+        self.transport_url = Some(crate::app::redact(url));
         Ok(self)
     }
 
@@ -154,13 +157,26 @@ impl AppBuilder {
         self
     }
 
+    pub(crate) fn registry_or_global(&self) -> Registry {
+        self.registry.clone().unwrap_or_else(Registry::global)
+    }
+
+    pub(crate) fn selection(&self) -> &HandlerSelection {
+        &self.selection
+    }
+
+    /// The transport URL, when one was given (for descriptions).
+    pub(crate) fn transport_url_text(&self) -> Option<String> {
+        self.transport_url.clone()
+    }
+
     /// Uses these descriptors instead of everything linked in.
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
         self
     }
 
-    fn service_name(&self) -> String {
+    pub(crate) fn service_name(&self) -> String {
         self.service
             .clone()
             .or_else(|| {
@@ -573,5 +589,17 @@ fn executable_name() -> String {
         "app".to_owned()
     } else {
         cleaned
+    }
+}
+
+/// A URL without its credentials (for descriptions and logs).
+pub(crate) fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = rest.split('?').next().unwrap_or(rest);
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{rest}")
+        }
+        None => url.to_owned(),
     }
 }

@@ -28,6 +28,9 @@ pub enum Error {
     /// The operation needs something the transport does not offer.
     #[error("{0}")]
     Unsupported(String),
+    /// A command line (`eventwire::cli`) that cannot be carried out.
+    #[error("{0}")]
+    Cli(String),
     /// Waiting for a signal failed.
     #[error("signal handling failed: {0}")]
     Signal(#[source] std::io::Error),

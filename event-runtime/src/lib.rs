@@ -6,6 +6,8 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod app;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod codec;
 pub mod describe;
 pub mod envelope;
