@@ -53,6 +53,20 @@ struct ParcelScanned {
     depots: Vec<u32>,
 }
 
+/// A nested type: only its JSON Schema (schemars) shows a change inside it.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+struct Address {
+    street: String,
+    city: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema, Event)]
+#[event(topic = "test.lock.customer-moved")]
+struct CustomerMoved {
+    customer_id: u64,
+    address: Address,
+}
+
 fn temp_lock(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("eventwire-lock-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -211,4 +225,37 @@ fn update_rewrites_the_lock() {
 fn the_committed_lock_matches_the_code() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eventwire.lock");
     check_lock_with(&path, &Registry::global(), false).unwrap();
+}
+
+#[test]
+fn a_change_inside_a_nested_type_is_caught_through_json_schema() {
+    let path = temp_lock("nested");
+    std::fs::write(
+        &path,
+        earlier(|l| {
+            let e = l
+                .events
+                .iter_mut()
+                .find(|e| e.topic == "test.lock.customer-moved")
+                .unwrap();
+            let schema = e.json_schema.as_mut().expect("schemars schema recorded");
+            let props = schema["$defs"]["Address"]["properties"]
+                .as_object_mut()
+                .unwrap();
+            let city = props.remove("city").unwrap();
+            props.insert("town".into(), city);
+        }),
+    )
+    .unwrap();
+    match check_lock_with(&path, &Registry::global(), false) {
+        Err(LockError::Changed(changes)) => {
+            assert_eq!(changes.len(), 1);
+            assert_eq!(changes[0].topic, "test.lock.customer-moved");
+            assert_eq!(
+                changes[0].changes,
+                ["nested type `Address` changed (JSON Schema)"]
+            );
+        }
+        other => panic!("expected a schema change, got {other:?}"),
+    }
 }

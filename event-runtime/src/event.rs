@@ -136,6 +136,57 @@ pub struct EventDescriptor {
     pub upcast_from: Option<fn() -> &'static EventDescriptor>,
     /// The fields as they travel (serde names; protobuf tags), for the schema lock.
     pub fields: &'static [FieldDescriptor],
+    /// The JSON Schema of the type, when it derives `schemars::JsonSchema`.
+    pub json_schema: fn() -> Option<serde_json::Value>,
+}
+
+/// Finds a type's JSON Schema when it has one: autoref specialization picks
+/// [`ViaJsonSchema`] for types that implement `schemars::JsonSchema` and
+/// [`NoJsonSchema`] for the others (used by `#[derive(Event)]`).
+#[doc(hidden)]
+pub mod schema_probe {
+    use std::marker::PhantomData;
+
+    /// The probe.
+    pub struct Probe<T>(PhantomData<T>);
+
+    impl<T> Probe<T> {
+        /// A probe for `T`.
+        pub const fn new() -> Self {
+            Probe(PhantomData)
+        }
+    }
+
+    impl<T> Default for Probe<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// Chosen when `T: JsonSchema`.
+    pub trait ViaJsonSchema {
+        /// The schema.
+        fn json_schema(&self) -> Option<serde_json::Value>;
+    }
+
+    #[cfg(feature = "schemars")]
+    impl<T: schemars::JsonSchema> ViaJsonSchema for &Probe<T> {
+        fn json_schema(&self) -> Option<serde_json::Value> {
+            serde_json::to_value(schemars::schema_for!(T)).ok()
+        }
+    }
+
+    /// Chosen otherwise.
+    pub trait NoJsonSchema {
+        /// No schema.
+        fn json_schema(&self) -> Option<serde_json::Value>;
+    }
+
+    impl<T> NoJsonSchema for Probe<T> {
+        fn json_schema(&self) -> Option<serde_json::Value> {
+            None
+        }
+    }
 }
 
 /// One field of an event's schema, as recorded by `#[derive(Event)]`.

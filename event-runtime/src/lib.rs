@@ -52,6 +52,7 @@ pub mod __private {
     #[cfg(feature = "protobuf")]
     pub use crate::codec::protobuf;
     pub use crate::codec::{DecodeError, EncodeError, Format};
+    pub use crate::event::schema_probe;
     pub use crate::event::{Event, EventDescriptor, EventKey, FieldDescriptor, UpcastFrom};
     pub use crate::handler::{
         raw_handler, typed_handler, Backoff, Context, Durability, ErasedHandler, FromContext,
@@ -59,6 +60,7 @@ pub mod __private {
         StartPosition, StateMap, TimeoutSetting,
     };
     pub use crate::registry::{EVENTS, HANDLERS};
+    pub use serde_json::Value as JsonValue;
     pub use std::sync::Arc;
     pub use std::time::Duration;
 

@@ -59,6 +59,10 @@ pub struct LockedEvent {
     pub fingerprint: String,
     /// The fields.
     pub fields: Vec<LockedField>,
+    /// The JSON Schema (events that derive `schemars::JsonSchema`): catches
+    /// changes inside nested types too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<serde_json::Value>,
 }
 
 /// The contents of a lock file.
@@ -136,11 +140,12 @@ impl fmt::Display for SchemaChange {
     }
 }
 
-fn fingerprint(fields: &[LockedField]) -> String {
+fn fingerprint(fields: &[LockedField], json_schema: Option<&serde_json::Value>) -> String {
     // FNV-1a, 64 bits: stable across builds and platforms.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let schema = json_schema.map(|s| s.to_string()).unwrap_or_default();
     for f in fields {
-        let line = format!("{}:{}:{:?}:{:?};", f.name, f.ty, f.tag, f.protobuf);
+        let line = format!("{}:{}:{:?}:{:?};{schema}", f.name, f.ty, f.tag, f.protobuf);
         for b in line.bytes() {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -150,6 +155,7 @@ fn fingerprint(fields: &[LockedField]) -> String {
 }
 
 fn locked(e: &EventDescriptor) -> LockedEvent {
+    let json_schema = (e.json_schema)();
     let fields: Vec<LockedField> = e
         .fields
         .iter()
@@ -165,8 +171,9 @@ fn locked(e: &EventDescriptor) -> LockedEvent {
         version: e.version,
         name: e.name.to_owned(),
         format: e.format.name().to_owned(),
-        fingerprint: fingerprint(&fields),
+        fingerprint: fingerprint(&fields, json_schema.as_ref()),
         fields,
+        json_schema,
     }
 }
 
@@ -207,7 +214,10 @@ impl SchemaLock {
             let Some(before) = old.get(&(now.topic.as_str(), now.version)) else {
                 continue;
             };
-            if before.fields == now.fields && before.format == now.format {
+            let schema_changed = before.json_schema.is_some()
+                && now.json_schema.is_some()
+                && before.json_schema != now.json_schema;
+            if before.fields == now.fields && before.format == now.format && !schema_changed {
                 continue;
             }
             let mut changes = Vec::new();
@@ -233,6 +243,12 @@ impl SchemaLock {
             }
             for name in n.keys().filter(|k| !b.contains_key(*k)) {
                 changes.push(format!("field `{name}` added"));
+            }
+            if schema_changed {
+                changes.extend(schema_changes(
+                    before.json_schema.as_ref(),
+                    now.json_schema.as_ref(),
+                ));
             }
             if changes.is_empty() {
                 changes.push("fields reordered".into());
@@ -303,4 +319,32 @@ pub fn check_lock_with(path: &Path, registry: &Registry, update: bool) -> Result
         std::fs::write(path, merged.to_text()).map_err(io)?;
     }
     Ok(())
+}
+
+/// The definitions (nested types) whose JSON Schema differs.
+fn schema_changes(
+    before: Option<&serde_json::Value>,
+    now: Option<&serde_json::Value>,
+) -> Vec<String> {
+    let defs = |v: Option<&serde_json::Value>| {
+        v.and_then(|v| v.get("$defs"))
+            .and_then(|d| d.as_object())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (b, n) = (defs(before), defs(now));
+    let mut out: Vec<String> = b
+        .iter()
+        .filter(|(k, v)| n.get(*k) != Some(v))
+        .map(|(k, _)| format!("nested type `{k}` changed (JSON Schema)"))
+        .collect();
+    out.extend(
+        n.keys()
+            .filter(|k| !b.contains_key(*k))
+            .map(|k| format!("nested type `{k}` added (JSON Schema)")),
+    );
+    if out.is_empty() {
+        out.push("JSON Schema changed".into());
+    }
+    out
 }

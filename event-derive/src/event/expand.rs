@@ -110,7 +110,14 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                 key_field: #key_field,
                 upcast_from: #upcast_field,
                 fields: #fields,
+                json_schema: __eventwire_json_schema,
             };
+
+            fn __eventwire_json_schema() -> ::core::option::Option<#p::JsonValue> {
+                #[allow(unused_imports)]
+                use #p::schema_probe::{NoJsonSchema as _, ViaJsonSchema as _};
+                (&&#p::schema_probe::Probe::<#ident>::new()).json_schema()
+            }
         };
     }
 }
