@@ -131,16 +131,26 @@ async fn slow_settle(evt: Payment, ctx: Context, State(log): State<Log>, State(m
     tokio::time::sleep(Duration::from_millis(3_000)).await;
 }
 
-async fn app(url: &str, names: &[&str], log: &Log, me: u32, fx: &Effects) -> App {
+async fn try_app(
+    url: &str,
+    names: &[&str],
+    log: &Log,
+    me: u32,
+    fx: &Effects,
+) -> Result<App, eventwire::Error> {
     App::builder()
         .service("payments")
-        .transport_url(url)
-        .unwrap()
+        .transport_url(url)?
         .handlers(HandlerSelection::names(names.iter().copied()))
         .state(log.clone())
         .state(Me(me))
         .state(fx.clone())
         .build()
+        .await
+}
+
+async fn app(url: &str, names: &[&str], log: &Log, me: u32, fx: &Effects) -> App {
+    try_app(url, names, log, me, fx)
         .await
         .unwrap_or_else(|e| panic!("build: {e}"))
 }
@@ -412,14 +422,7 @@ async fn verify_mode_refuses_a_stream_that_does_not_cover_the_topics() {
         let (log, fx) = (Log::default(), Effects::default());
         // No stream yet: verify refuses to create one.
         let url = format!("{}?provision=verify", server.url("jetstream"));
-        let err = App::builder()
-            .service("payments")
-            .transport_url(&url)
-            .unwrap()
-            .handlers(HandlerSelection::names(["audit"]))
-            .state(log.clone())
-            .state(Me(0))
-            .build()
+        let err = try_app(&url, &["audit"], &log, 0, &fx)
             .await
             .unwrap_err()
             .to_string();
@@ -437,14 +440,7 @@ async fn verify_mode_refuses_a_stream_that_does_not_cover_the_topics() {
         })
         .await
         .unwrap();
-        let err = App::builder()
-            .service("payments")
-            .transport_url(&url)
-            .unwrap()
-            .handlers(HandlerSelection::names(["audit"]))
-            .state(log.clone())
-            .state(Me(0))
-            .build()
+        let err = try_app(&url, &["audit"], &log, 0, &fx)
             .await
             .unwrap_err()
             .to_string();
