@@ -1,55 +1,126 @@
 //! eventwire over NATS against raw async-nats, in one run against one
-//! nats-server that the benchmark starts itself (the newest installed:
-//! `.tools/nats-server-*` from `scripts/test`, else `nats-server` on PATH,
-//! or `EVENTWIRE_NATS_SERVER`). Each row prints both figures and the ratio.
+//! nats-server that the benchmark starts itself and stops by PID at the end.
+//!
+//! The server binary: `EVENTWIRE_NATS_SERVER`, else the newest
+//! `.tools/nats-server-*/bin/nats-server` (installed by `scripts/test`), else
+//! `/usr/sbin/nats-server`.
 //!
 //! ```text
-//! cargo bench --bench nats_throughput
-//! EVENTS=50000 cargo bench --bench nats_throughput
+//! cargo bench --bench nats_throughput                  # 20 000 core / 10 000 JetStream events
+//! EVENTS=50000 ROUNDS=5 cargo bench --bench nats_throughput
 //! ```
 //!
-//! Rows: core publish, core publish → handler (throughput and p50/p99
-//! latency), JetStream publish with acknowledgements (pipelined), JetStream
-//! consume with acknowledgements. The raw side sends the same headers and
-//! the same JSON payload; eventwire adds ids, envelope parsing, dispatch,
-//! retries/timeouts bookkeeping and (JetStream) the idempotency guard.
+//! `EVENTS=n` sets the core rows to `n` events and the JetStream rows to
+//! `n / 2`; `ROUNDS` (default 5, after an unreported warm-up round) sets
+//! how many rounds the printed medians are taken over, the two sides taking
+//! turns at going first; `VERBOSE=1` also prints every round's figures.
+//! Without `--bench` in the arguments (`cargo test --benches`) it runs one
+//! tiny round.
+//!
+//! Rows (each: raw figure, eventwire figure, ratio eventwire / raw):
+//!
+//! 1. core publish: `publish_with_headers` with the headers of
+//!    `docs/wire-format.md` and the serde JSON payload, then `flush`;
+//!    eventwire: `Publisher::publish`, then `flush`.
+//! 2. core publish → handler: throughput, and latency (p50/p99) at a steady
+//!    5 000 events/s (bursts of 5 every millisecond), from just before the
+//!    publish to the entry of the handler (raw: a subscriber task decoding
+//!    the JSON). The send time travels in the payload.
+//! 3. JetStream publish with acknowledgements, 256 in flight: raw
+//!    `jetstream::Context::publish_with_headers` with `Nats-Msg-Id` and a
+//!    `FuturesOrdered` window; eventwire `Publisher::publish_batch`.
+//! 4. JetStream consume with acknowledgements of the events stored by row 3,
+//!    from nothing (connect, consumer creation) to the N-th event: raw, a
+//!    durable pull consumer acking each message after decoding it;
+//!    eventwire, `App::build` with a `#[handler(concurrency = 256, start =
+//!    "all")]`.
+//!
+//! The raw side takes its ids and timestamps from the same crates eventwire
+//! uses (`EventId::new()` is `uuid::Uuid::now_v7()`, `format_time` is the
+//! `time` crate's RFC 3339), so both sides do the same work for them; at
+//! start-up the benchmark checks that both sides send the same header names
+//! and the same payload bytes.
 
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use eventwire::envelope::format_time;
+use eventwire::nats::async_nats::jetstream::{self, consumer, stream};
 use eventwire::nats::async_nats::{self, HeaderMap};
 use eventwire::nats::{NatsConfig, NatsTransport};
 use eventwire::prelude::*;
-use eventwire::PublishOptions;
+use eventwire::Transport;
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 
+const SERVICE: &str = "bench";
+
+// eventwire topics and raw subjects have the same lengths, so both sides
+// send the same number of header bytes.
+const EW_PUBLISH: &str = "bench.ew.publish";
+const RAW_PUBLISH: &str = "bench.rw.publish";
+const RAW_E2E: &str = "bench.rw.e2e";
+const RAW_JS: &str = "bench.rw.js";
+const RAW_STREAM: &str = "RAWBENCH";
+/// The stream eventwire provisions by default, and its dead-letter stream.
+const EW_STREAMS: [&str; 2] = ["EVENTWIRE", "EVENTWIRE_DLQ"];
+/// Acknowledgements in flight (eventwire's default `publish_window`).
+const WINDOW: usize = 256;
+/// Latency rows: events per burst, one burst per millisecond.
+const BURST: u64 = 5;
+/// A wait for deliveries gives up after this long without progress.
+const STALL: Duration = Duration::from_secs(10);
+
+/// Row 1: nobody subscribes to this topic.
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
-#[event(topic = "bench.nats.core")]
-struct CorePing {
+#[event(topic = "bench.ew.publish")]
+struct PublishPing {
     seq: u64,
     sent_ns: u64,
     customer: String,
+    total_cents: i64,
 }
 
+/// Row 2: handled by `nats_e2e_sink`.
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
-#[event(topic = "bench.nats.js")]
+#[event(topic = "bench.ew.e2e")]
+struct E2ePing {
+    seq: u64,
+    sent_ns: u64,
+    customer: String,
+    total_cents: i64,
+}
+
+/// Rows 3 and 4: stored by JetStream, handled by `nats_js_sink`.
+#[derive(Debug, Clone, Serialize, Deserialize, Event)]
+#[event(topic = "bench.ew.js")]
 struct JsPing {
     seq: u64,
     sent_ns: u64,
     customer: String,
+    total_cents: i64,
 }
 
-fn ping(seq: u64, base: Instant) -> CorePing {
-    CorePing {
+fn publish_ping(seq: u64) -> PublishPing {
+    PublishPing {
+        seq,
+        sent_ns: 0,
+        customer: "customer-42".to_owned(),
+        total_cents: 12_345,
+    }
+}
+
+fn e2e_ping(seq: u64, base: Instant) -> E2ePing {
+    E2ePing {
         seq,
         sent_ns: base.elapsed().as_nanos() as u64,
-        customer: "customer-42".into(),
+        customer: "customer-42".to_owned(),
+        total_cents: 12_345,
     }
 }
 
@@ -57,468 +128,810 @@ fn js_ping(seq: u64) -> JsPing {
     JsPing {
         seq,
         sent_ns: 0,
-        customer: "customer-42".into(),
+        customer: "customer-42".to_owned(),
+        total_cents: 12_345,
     }
 }
 
-/// Counts deliveries; records latencies; wakes the waiter at the target.
+/// The headers eventwire writes for an event without key, causation or
+/// trace context (`docs/wire-format.md`), built by hand.
+fn raw_headers(topic: &str, msg_id: bool) -> HeaderMap {
+    let id = EventId::new();
+    let mut h = HeaderMap::new();
+    h.insert("ce-specversion", "1.0");
+    h.insert("ce-id", id.as_str());
+    h.insert("ce-source", SERVICE);
+    h.insert("ce-type", topic);
+    h.insert("ce-time", format_time(SystemTime::now()));
+    h.insert("content-type", "application/json");
+    h.insert("ce-schemaversion", "1");
+    h.insert("ce-correlationid", id.as_str());
+    if msg_id {
+        h.insert("Nats-Msg-Id", id.as_str());
+    }
+    h
+}
+
+/// Counts deliveries, records latencies, wakes the waiter at the target.
 #[derive(Clone)]
-struct Sink {
-    count: Arc<AtomicU64>,
-    target: Arc<AtomicU64>,
-    done: Arc<Notify>,
-    latencies: Arc<Mutex<Vec<u64>>>,
+struct Sink(Arc<SinkInner>);
+
+struct SinkInner {
     base: Instant,
+    count: AtomicU64,
+    target: AtomicU64,
+    record: AtomicBool,
+    done: Notify,
+    latencies_ns: Mutex<Vec<u64>>,
 }
 
 impl Sink {
     fn new(base: Instant) -> Self {
-        Sink {
-            count: Arc::default(),
-            target: Arc::new(AtomicU64::new(u64::MAX)),
-            done: Arc::default(),
-            latencies: Arc::default(),
+        Sink(Arc::new(SinkInner {
             base,
-        }
+            count: AtomicU64::new(0),
+            target: AtomicU64::new(u64::MAX),
+            record: AtomicBool::new(false),
+            done: Notify::new(),
+            latencies_ns: Mutex::new(Vec::new()),
+        }))
     }
-    fn reset(&self, target: u64) {
-        self.count.store(0, Ordering::SeqCst);
-        self.target.store(target, Ordering::SeqCst);
-        self.latencies.lock().unwrap().clear();
-    }
-    fn hit(&self, sent_ns: u64, record: bool) {
+
+    /// Expects `target` deliveries from now on; `record`: keep latencies.
+    fn arm(&self, target: u64, record: bool) {
+        let s = &self.0;
+        let mut l = s.latencies_ns.lock().unwrap();
+        l.clear();
         if record {
-            let now = self.base.elapsed().as_nanos() as u64;
-            self.latencies
+            l.reserve(target as usize);
+        }
+        drop(l);
+        s.record.store(record, Ordering::SeqCst);
+        s.count.store(0, Ordering::SeqCst);
+        s.target.store(target, Ordering::SeqCst);
+    }
+
+    /// One delivery, `sent_ns` after the shared base instant.
+    fn hit(&self, sent_ns: u64) {
+        let s = &self.0;
+        if s.record.load(Ordering::Relaxed) {
+            let now = s.base.elapsed().as_nanos() as u64;
+            s.latencies_ns
                 .lock()
                 .unwrap()
                 .push(now.saturating_sub(sent_ns));
         }
-        if self.count.fetch_add(1, Ordering::SeqCst) + 1 == self.target.load(Ordering::SeqCst) {
-            self.done.notify_one();
+        if s.count.fetch_add(1, Ordering::AcqRel) + 1 == s.target.load(Ordering::Acquire) {
+            s.done.notify_one();
         }
     }
-    async fn wait(&self) {
-        while self.count.load(Ordering::SeqCst) < self.target.load(Ordering::SeqCst) {
-            let _ = tokio::time::timeout(Duration::from_millis(50), self.done.notified()).await;
+
+    fn count(&self) -> u64 {
+        self.0.count.load(Ordering::Acquire)
+    }
+
+    /// Waits for the target; on a stall, reports what arrived and returns
+    /// `false` (core NATS is at-most-once: a slow consumer loses events).
+    async fn wait(&self, what: &str) -> bool {
+        let target = self.0.target.load(Ordering::Acquire);
+        let (mut last, mut since) = (self.count(), Instant::now());
+        loop {
+            let n = self.count();
+            if n >= target {
+                return true;
+            }
+            if n != last {
+                (last, since) = (n, Instant::now());
+            } else if since.elapsed() > STALL {
+                eprintln!("  !! {what}: {n} of {target} events arrived; gave up after {STALL:?} without progress");
+                return false;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(20), self.0.done.notified()).await;
         }
+    }
+
+    fn latencies_ns(&self) -> Vec<u64> {
+        self.0.latencies_ns.lock().unwrap().clone()
     }
 }
 
-#[handler(group = "bench-core", concurrency = 1)]
-async fn core_sink(evt: CorePing, State(sink): State<Sink>) {
-    sink.hit(evt.sent_ns, true);
+#[handler(group = "bench-nats-e2e")]
+async fn nats_e2e_sink(evt: E2ePing, State(sink): State<Sink>) {
+    sink.hit(evt.sent_ns);
 }
 
-#[handler(group = "bench-js", concurrency = 256, start = "all")]
-async fn js_sink(evt: JsPing, State(sink): State<Sink>) {
-    sink.hit(evt.sent_ns, false);
+#[handler(group = "bench-nats-js", concurrency = 256, start = "all")]
+async fn nats_js_sink(evt: JsPing, State(sink): State<Sink>) {
+    std::hint::black_box(&evt);
+    sink.hit(evt.sent_ns);
 }
+
+// ---------------------------------------------------------------- server
 
 struct Server {
     child: Child,
     port: u16,
+    binary: PathBuf,
     version: String,
-    _dir: TempDir,
-}
-
-struct TempDir(PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    dir: PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill(); // by PID
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
+/// `nats-server-2.15.1` → `[2, 15, 1]`, so that 2.15 sorts after 2.9.
+fn version_of(dir_name: &str) -> Vec<u64> {
+    dir_name
+        .trim_start_matches("nats-server-")
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+fn server_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("EVENTWIRE_NATS_SERVER").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools");
+    let newest = std::fs::read_dir(tools).ok().and_then(|entries| {
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let bin = e.path().join("bin/nats-server");
+                (name.starts_with("nats-server-") && bin.is_file())
+                    .then(|| (version_of(&name), bin))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, bin)| bin)
+    });
+    newest.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
+}
+
 fn start_server() -> Server {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let binary = std::env::var("EVENTWIRE_NATS_SERVER")
-        .map(PathBuf::from)
-        .ok()
-        .or_else(|| {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(root.join(".tools"))
-                .ok()?
-                .flatten()
-                .map(|e| e.path().join("bin/nats-server"))
-                .filter(|p| p.exists())
-                .collect();
-            found.sort();
-            found.pop()
-        })
-        .unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"));
+    let binary = server_binary();
     let version = Command::new(&binary)
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|e| {
             panic!(
-                "cannot run {}: {e}; run scripts/test --setup-only",
+                "cannot run {}: {e}; set EVENTWIRE_NATS_SERVER or run scripts/test --setup-only",
                 binary.display()
             )
         });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("no free port")
         .port();
-    let dir = std::env::temp_dir().join(format!("eventwire-bench-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let child = Command::new(&binary)
+    let dir = std::env::temp_dir().join(format!(
+        "eventwire-nats-bench-{}-{port}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("cannot create the store directory");
+    let mut child = Command::new(&binary)
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
         .arg(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{} exited at start-up: {status}", binary.display());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{} did not accept connections within 10 s",
+                binary.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     Server {
         child,
         port,
+        binary,
         version,
-        _dir: TempDir(dir),
+        dir,
     }
 }
 
-/// One measured row: name, raw figure, eventwire figure, unit, higher is better.
-type Row = (&'static str, f64, f64, &'static str, bool);
+// ---------------------------------------------------------------- rows
 
-thread_local! {
-    static ROWS: std::cell::RefCell<Vec<Row>> = const { std::cell::RefCell::new(Vec::new()) };
+#[derive(Clone, Copy)]
+struct Sizes {
+    core: u64,
+    latency: u64,
+    js: u64,
 }
 
-fn row(name: &'static str, raw: f64, ew: f64, unit: &'static str, higher_is_better: bool) {
-    ROWS.with(|r| r.borrow_mut().push((name, raw, ew, unit, higher_is_better)));
+/// One row of one round: raw figure, eventwire figure.
+type Pair = (f64, f64);
+
+struct Round {
+    core_publish: Pair,
+    e2e: Pair,
+    p50_us: Pair,
+    p99_us: Pair,
+    js_publish: Pair,
+    js_consume: Pair,
+    /// Part of the consume row before the first pull: raw connect, stream
+    /// lookup and consumer creation; eventwire `App::build`.
+    js_setup_ms: Pair,
 }
 
-/// Prints the median of every row over the rounds.
-fn report(rows: Vec<Row>) {
-    let mut names: Vec<&str> = Vec::new();
-    for r in &rows {
-        if !names.contains(&r.0) {
-            names.push(r.0);
+/// Runs both sides of a row, raw first or (`flip`) eventwire first, so a
+/// drift of the shared machine does not always favour the same side.
+macro_rules! both {
+    ($flip:expr, $raw:expr, $ew:expr) => {
+        if $flip {
+            let ew = $ew;
+            let raw = $raw;
+            (raw, ew)
+        } else {
+            let raw = $raw;
+            let ew = $ew;
+            (raw, ew)
         }
-    }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[v.len() / 2]
     };
-    for name in names {
-        let of: Vec<&Row> = rows.iter().filter(|r| r.0 == name).collect();
-        let (unit, hib) = (of[0].3, of[0].4);
-        let raw = median(of.iter().map(|r| r.1).collect());
-        let ew = median(of.iter().map(|r| r.2).collect());
-        let ratio = if hib { ew / raw } else { raw / ew };
-        println!("  {name:<42} raw {raw:>9.0} {unit:<4} eventwire {ew:>9.0} {unit:<4} ratio {ratio:>5.2}x");
-    }
 }
 
-fn percentile(v: &mut [u64], p: f64) -> f64 {
-    v.sort_unstable();
-    v[((v.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
 }
 
-/// Headers as eventwire writes them, so the raw side carries the same bytes.
-fn raw_headers(publisher: &Publisher, event: &CorePing, msg_id: bool) -> HeaderMap {
-    let env = publisher.envelope(event, PublishOptions::new()).unwrap();
-    let mut h = HeaderMap::new();
-    for (k, v) in env.to_headers() {
-        h.insert(k, v.as_str());
+fn percentile_us(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
     }
-    if msg_id {
-        h.insert("Nats-Msg-Id", env.id.as_str());
-    }
-    h
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i] as f64 / 1_000.0
 }
 
-async fn run(server: &Server, core_n: u64, js_n: u64, latency_n: u64) {
-    let base = Instant::now();
-    let url = format!("127.0.0.1:{}", server.port);
-    let raw = async_nats::connect(&url).await.unwrap();
-    let sink = Sink::new(base);
-    let transport = NatsTransport::connect(NatsConfig::new([url.clone()]))
+/// Checks that the raw side sends what eventwire sends: same header names,
+/// same fixed values, same payload bytes.
+async fn check_wire_parity(raw: &async_nats::Client, publisher: &Publisher) {
+    let mut sub = raw.subscribe(EW_PUBLISH).await.unwrap();
+    raw.flush().await.unwrap();
+    publisher.publish(&publish_ping(7)).await.unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), sub.next())
         .await
+        .expect("no message from eventwire within 5 s")
         .unwrap();
-    let app = App::builder()
-        .service("bench")
-        .transport(transport.clone())
-        .handlers(HandlerSelection::names(["core_sink"]))
-        .state(sink.clone())
-        .build()
-        .await
-        .unwrap();
-    let publisher = app.publisher();
+    sub.unsubscribe().await.unwrap();
+    let names = |h: &HeaderMap| {
+        let mut v: Vec<String> = h
+            .iter()
+            .map(|(n, _)| <_ as AsRef<str>>::as_ref(n).to_ascii_lowercase())
+            .collect();
+        v.sort();
+        v
+    };
+    let ew = msg.headers.expect("eventwire sent no headers");
+    let mine = raw_headers(EW_PUBLISH, false);
+    assert_eq!(names(&ew), names(&mine), "header names differ");
+    for fixed in [
+        "ce-specversion",
+        "ce-source",
+        "ce-type",
+        "content-type",
+        "ce-schemaversion",
+    ] {
+        assert_eq!(
+            ew.get(fixed).map(|v| v.as_str()),
+            mine.get(fixed).map(|v| v.as_str()),
+            "header {fixed} differs"
+        );
+    }
+    assert_eq!(
+        ew.get("ce-id").map(|v| v.as_str()),
+        ew.get("ce-correlationid").map(|v| v.as_str()),
+        "eventwire's correlation id of a root event is its id"
+    );
+    assert_eq!(
+        &msg.payload[..],
+        &serde_json::to_vec(&publish_ping(7)).unwrap()[..],
+        "payloads differ"
+    );
+}
 
-    // 1. Core publish.
+// Row 1: core publish to a subject nobody subscribes to, then flush.
+
+async fn raw_core_publish(raw: &async_nats::Client, n: u64) -> f64 {
     let t = Instant::now();
-    for seq in 0..core_n {
-        let e = ping(seq, base);
-        let h = raw_headers(&publisher, &e, false);
+    for seq in 0..n {
+        let e = publish_ping(seq);
         raw.publish_with_headers(
-            "bench.raw.publish",
-            h,
+            RAW_PUBLISH,
+            raw_headers(RAW_PUBLISH, false),
             serde_json::to_vec(&e).unwrap().into(),
         )
         .await
         .unwrap();
     }
     raw.flush().await.unwrap();
-    let raw_rate = core_n as f64 / t.elapsed().as_secs_f64();
-    // eventwire publishes to a topic nobody subscribes to in this row.
-    let side = App::builder()
-        .service("bench")
+    rate(n, t.elapsed())
+}
+
+async fn ew_core_publish(publisher: &Publisher, transport: &NatsTransport, n: u64) -> f64 {
+    let t = Instant::now();
+    for seq in 0..n {
+        publisher.publish(&publish_ping(seq)).await.unwrap();
+    }
+    transport.client().flush().await.unwrap();
+    rate(n, t.elapsed())
+}
+
+// Row 2: core publish -> handler.
+
+async fn raw_e2e_publish(raw: &async_nats::Client, seq: u64, base: Instant) {
+    let e = e2e_ping(seq, base);
+    raw.publish_with_headers(
+        RAW_E2E,
+        raw_headers(RAW_E2E, false),
+        serde_json::to_vec(&e).unwrap().into(),
+    )
+    .await
+    .unwrap();
+}
+
+/// Publishes as fast as possible; the rate is taken when the N-th arrived.
+async fn raw_e2e(raw: &async_nats::Client, sink: &Sink, n: u64, base: Instant) -> f64 {
+    sink.arm(n, false);
+    let t = Instant::now();
+    for seq in 0..n {
+        raw_e2e_publish(raw, seq, base).await;
+    }
+    if sink.wait("raw publish->subscriber").await {
+        rate(n, t.elapsed())
+    } else {
+        f64::NAN
+    }
+}
+
+async fn ew_e2e(publisher: &Publisher, sink: &Sink, n: u64, base: Instant) -> f64 {
+    sink.arm(n, false);
+    let t = Instant::now();
+    for seq in 0..n {
+        publisher.publish(&e2e_ping(seq, base)).await.unwrap();
+    }
+    if sink.wait("eventwire publish->handler").await {
+        rate(n, t.elapsed())
+    } else {
+        f64::NAN
+    }
+}
+
+fn pacer() -> tokio::time::Interval {
+    let mut i = tokio::time::interval(Duration::from_millis(1));
+    i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    i
+}
+
+/// Latencies (sorted, ns) at a steady rate: BURST events every millisecond.
+async fn raw_latency(raw: &async_nats::Client, sink: &Sink, n: u64, base: Instant) -> Vec<u64> {
+    sink.arm(n, true);
+    let (mut tick, mut seq) = (pacer(), 0);
+    while seq < n {
+        tick.tick().await;
+        for _ in 0..BURST.min(n - seq) {
+            raw_e2e_publish(raw, seq, base).await;
+            seq += 1;
+        }
+    }
+    sink.wait("raw latency").await;
+    let mut l = sink.latencies_ns();
+    l.sort_unstable();
+    l
+}
+
+async fn ew_latency(publisher: &Publisher, sink: &Sink, n: u64, base: Instant) -> Vec<u64> {
+    sink.arm(n, true);
+    let (mut tick, mut seq) = (pacer(), 0);
+    while seq < n {
+        tick.tick().await;
+        for _ in 0..BURST.min(n - seq) {
+            publisher.publish(&e2e_ping(seq, base)).await.unwrap();
+            seq += 1;
+        }
+    }
+    sink.wait("eventwire latency").await;
+    let mut l = sink.latencies_ns();
+    l.sort_unstable();
+    l
+}
+
+/// Rows 1 and 2: core NATS.
+async fn core_rows(
+    port: u16,
+    raw: &async_nats::Client,
+    base: Instant,
+    sizes: Sizes,
+    first: bool,
+    flip: bool,
+) -> (Pair, Pair, Pair, Pair) {
+    let transport = NatsTransport::connect(NatsConfig::new([format!("127.0.0.1:{port}")]))
+        .await
+        .unwrap();
+    let sink = Sink::new(base);
+    let app = App::builder()
+        .service(SERVICE)
         .transport(transport.clone())
-        .handlers(HandlerSelection::names(Vec::<String>::new()))
+        .handlers(HandlerSelection::names(["nats_e2e_sink"]))
+        .state(sink.clone())
         .build()
         .await
         .unwrap();
-    #[derive(Debug, Clone, Serialize, Deserialize, Event)]
-    #[event(topic = "bench.nats.publish-only")]
-    struct PublishOnly {
-        seq: u64,
-        sent_ns: u64,
-        customer: String,
+    let publisher = app.publisher();
+    if first {
+        check_wire_parity(raw, &publisher).await;
     }
-    let t = Instant::now();
-    for seq in 0..core_n {
-        side.publisher()
-            .publish(&PublishOnly {
-                seq,
-                sent_ns: 0,
-                customer: "customer-42".into(),
-            })
-            .await
-            .unwrap();
-    }
-    transport.client().flush().await.unwrap();
-    row(
-        "core publish (events/s)",
-        raw_rate,
-        core_n as f64 / t.elapsed().as_secs_f64(),
-        "ev/s",
-        true,
-    );
-
-    // 2. Core publish -> handler, throughput.
+    // The raw subscriber shares the publishing connection, as the
+    // eventwire handler does.
     let raw_sink = Sink::new(base);
-    let mut sub = raw.subscribe("bench.raw.e2e").await.unwrap();
+    let mut sub = raw.subscribe(RAW_E2E).await.unwrap();
     raw.flush().await.unwrap();
     let rs = raw_sink.clone();
     let reader = tokio::spawn(async move {
         while let Some(msg) = sub.next().await {
-            let e: CorePing = serde_json::from_slice(&msg.payload).unwrap();
-            rs.hit(e.sent_ns, true);
+            let e: E2ePing = serde_json::from_slice(&msg.payload).unwrap();
+            rs.hit(e.sent_ns);
         }
     });
-    raw_sink.reset(core_n);
-    let t = Instant::now();
-    for seq in 0..core_n {
-        let e = ping(seq, base);
-        let h = raw_headers(&publisher, &e, false);
-        raw.publish_with_headers("bench.raw.e2e", h, serde_json::to_vec(&e).unwrap().into())
-            .await
-            .unwrap();
-    }
-    raw_sink.wait().await;
-    let raw_rate = core_n as f64 / t.elapsed().as_secs_f64();
-    sink.reset(core_n);
-    let t = Instant::now();
-    for seq in 0..core_n {
-        publisher.publish(&ping(seq, base)).await.unwrap();
-    }
-    sink.wait().await;
-    row(
-        "core publish->handler (events/s)",
-        raw_rate,
-        core_n as f64 / t.elapsed().as_secs_f64(),
-        "ev/s",
-        true,
+
+    let n = sizes.core;
+    let publish = both!(
+        flip,
+        raw_core_publish(raw, n).await,
+        ew_core_publish(&publisher, &transport, n).await
+    );
+    let e2e = both!(
+        flip,
+        raw_e2e(raw, &raw_sink, n, base).await,
+        ew_e2e(&publisher, &sink, n, base).await
+    );
+    let (rl, el) = both!(
+        flip,
+        raw_latency(raw, &raw_sink, sizes.latency, base).await,
+        ew_latency(&publisher, &sink, sizes.latency, base).await
     );
 
-    // 2b. Latency: one event in flight at a time.
-    raw_sink.reset(latency_n);
-    for seq in 0..latency_n {
-        let e = ping(seq, base);
-        let h = raw_headers(&publisher, &e, false);
-        raw.publish_with_headers("bench.raw.e2e", h, serde_json::to_vec(&e).unwrap().into())
-            .await
-            .unwrap();
-        raw.flush().await.unwrap();
-        while raw_sink.count.load(Ordering::SeqCst) <= seq {
-            tokio::task::yield_now().await;
-        }
-    }
-    sink.reset(latency_n);
-    for seq in 0..latency_n {
-        publisher.publish(&ping(seq, base)).await.unwrap();
-        transport.client().flush().await.unwrap();
-        while sink.count.load(Ordering::SeqCst) <= seq {
-            tokio::task::yield_now().await;
-        }
-    }
-    let (mut rl, mut el) = (
-        raw_sink.latencies.lock().unwrap().clone(),
-        sink.latencies.lock().unwrap().clone(),
-    );
-    row(
-        "core latency p50 (µs, lower is better)",
-        percentile(&mut rl, 0.5),
-        percentile(&mut el, 0.5),
-        "µs",
-        false,
-    );
-    row(
-        "core latency p99 (µs, lower is better)",
-        percentile(&mut rl, 0.99),
-        percentile(&mut el, 0.99),
-        "µs",
-        false,
-    );
     reader.abort();
+    let _ = reader.await;
     app.shutdown().await.unwrap();
-    side.shutdown().await.unwrap();
+    let stats = transport.stats();
+    if stats.slow_consumer_events + stats.failed_publishes + stats.disconnects > 0 {
+        eprintln!("  !! eventwire core connection: {stats:?}");
+    }
+    transport.close().await.unwrap();
+    (
+        publish,
+        e2e,
+        (percentile_us(&rl, 0.50), percentile_us(&el, 0.50)),
+        (percentile_us(&rl, 0.99), percentile_us(&el, 0.99)),
+    )
+}
 
-    // 3. JetStream publish with acks, pipelined (window 256).
-    let js = async_nats::jetstream::new(raw.clone());
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: "RAWBENCH".into(),
-        subjects: vec!["bench.raw.js".into()],
-        storage: async_nats::jetstream::stream::StorageType::Memory,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let js_url = format!("jetstream://{url}?storage=memory");
-    let consumer_app_sink = Sink::new(base);
-    let js_pub = App::builder()
-        .service("bench")
-        .transport_url(&js_url)
-        .unwrap()
-        .handlers(HandlerSelection::names(Vec::<String>::new()))
-        .build()
-        .await
-        .unwrap();
+// Row 3: JetStream publish, acknowledgements pipelined, WINDOW in flight.
+
+async fn raw_js_publish(js: &jetstream::Context, events: &[JsPing]) -> f64 {
     let t = Instant::now();
     let mut acks = FuturesOrdered::new();
-    for seq in 0..js_n {
-        if acks.len() >= 256 {
+    for e in events {
+        if acks.len() >= WINDOW {
             let ack: Result<_, _> = acks.next().await.unwrap();
             ack.unwrap();
         }
-        let e = ping(seq, base);
-        let h = raw_headers(&publisher, &e, true);
-        acks.push_back(std::future::IntoFuture::into_future(
-            js.publish_with_headers("bench.raw.js", h, serde_json::to_vec(&e).unwrap().into())
-                .await
-                .unwrap(),
-        ));
+        let ack = js
+            .publish_with_headers(
+                RAW_JS,
+                raw_headers(RAW_JS, true),
+                serde_json::to_vec(e).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        acks.push_back(std::future::IntoFuture::into_future(ack));
     }
-    while let Some(a) = acks.next().await {
-        a.unwrap();
+    while let Some(ack) = acks.next().await {
+        ack.unwrap();
     }
-    let raw_rate = js_n as f64 / t.elapsed().as_secs_f64();
-    let events: Vec<JsPing> = (0..js_n).map(js_ping).collect();
-    let t = Instant::now();
-    for r in js_pub.publisher().publish_batch(&events).await {
-        r.unwrap();
-    }
-    row(
-        "jetstream publish, acked (events/s)",
-        raw_rate,
-        js_n as f64 / t.elapsed().as_secs_f64(),
-        "ev/s",
-        true,
-    );
+    rate(events.len() as u64, t.elapsed())
+}
 
-    // 4. JetStream consume with acks (the events published above).
-    let stream = js.get_stream("RAWBENCH").await.unwrap();
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("raw".into()),
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
-            max_ack_pending: 256,
+async fn ew_js_publish(publisher: &Publisher, events: &[JsPing]) -> f64 {
+    let t = Instant::now();
+    let results = publisher.publish_batch(events).await;
+    let r = rate(events.len() as u64, t.elapsed());
+    for result in results {
+        result.unwrap();
+    }
+    r
+}
+
+// Row 4: JetStream consume with acknowledgements, from nothing to the N-th
+// event. Returns (events/s, setup ms).
+
+async fn raw_js_consume(url: &str, n: u64) -> (f64, f64) {
+    let t = Instant::now();
+    let client = async_nats::connect(url).await.unwrap();
+    let consumer = jetstream::new(client.clone())
+        .get_stream(RAW_STREAM)
+        .await
+        .unwrap()
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("raw-consume".to_owned()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::All,
+            max_ack_pending: WINDOW as i64,
             ..Default::default()
         })
         .await
         .unwrap();
-    let t = Instant::now();
+    let setup = t.elapsed();
     let mut messages = consumer
         .stream()
-        .max_messages_per_batch(256)
+        .max_messages_per_batch(WINDOW)
         .messages()
         .await
         .unwrap();
     let mut got = 0;
-    while got < js_n {
-        let msg = messages.next().await.unwrap().unwrap();
-        let e: CorePing = serde_json::from_slice(&msg.payload).unwrap();
-        std::hint::black_box(e);
+    while got < n {
+        let msg = messages.next().await.expect("stream ended").unwrap();
+        let e: JsPing = serde_json::from_slice(&msg.payload).unwrap();
+        std::hint::black_box(&e);
         msg.ack().await.unwrap();
         got += 1;
     }
-    let raw_rate = js_n as f64 / t.elapsed().as_secs_f64();
-    consumer_app_sink.reset(js_n);
+    let r = rate(n, t.elapsed());
+    drop(messages);
+    client.flush().await.unwrap();
+    (r, setup.as_secs_f64() * 1e3)
+}
+
+async fn ew_js_consume(ew_url: &str, base: Instant, n: u64) -> (f64, f64) {
+    let sink = Sink::new(base);
+    sink.arm(n, false);
     let t = Instant::now();
-    let js_app = App::builder()
-        .service("bench")
-        .transport_url(&js_url)
+    let app = App::builder()
+        .service(SERVICE)
+        .transport_url(ew_url)
         .unwrap()
-        .handlers(HandlerSelection::names(["js_sink"]))
-        .state(consumer_app_sink.clone())
+        .handlers(HandlerSelection::names(["nats_js_sink"]))
+        .state(sink.clone())
         .build()
         .await
         .unwrap();
-    consumer_app_sink.wait().await;
-    row(
-        "jetstream consume, acked (events/s)",
-        raw_rate,
-        js_n as f64 / t.elapsed().as_secs_f64(),
-        "ev/s",
-        true,
+    let setup = t.elapsed();
+    let r = if sink.wait("eventwire JetStream consume").await {
+        rate(n, t.elapsed())
+    } else {
+        f64::NAN
+    };
+    app.shutdown().await.unwrap();
+    (r, setup.as_secs_f64() * 1e3)
+}
+
+async fn stored(js: &jetstream::Context, name: &str) -> u64 {
+    let mut s = js.get_stream(name).await.unwrap();
+    s.info().await.unwrap().state.messages
+}
+
+/// Rows 3 and 4: JetStream. The streams are deleted at the end, so every
+/// round starts from nothing.
+async fn jetstream_rows(
+    port: u16,
+    raw: &async_nats::Client,
+    base: Instant,
+    sizes: Sizes,
+    flip: bool,
+) -> (Pair, Pair, Pair) {
+    let n = sizes.js;
+    let url = format!("127.0.0.1:{port}");
+    let ew_url = format!("jetstream://{url}?storage=memory");
+    let js = jetstream::new(raw.clone());
+    // The settings of eventwire's stream: memory, 2 min duplicate window.
+    js.create_stream(stream::Config {
+        name: RAW_STREAM.to_owned(),
+        subjects: vec![RAW_JS.to_owned()],
+        storage: stream::StorageType::Memory,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Provisions EVENTWIRE (every topic of this binary) and EVENTWIRE_DLQ.
+    let ew_pub = App::builder()
+        .service(SERVICE)
+        .transport_url(&ew_url)
+        .unwrap()
+        .handlers(HandlerSelection::names(Vec::<&str>::new()))
+        .build()
+        .await
+        .unwrap();
+    let publisher = ew_pub.publisher();
+
+    let events: Vec<JsPing> = (0..n).map(js_ping).collect();
+    let publish = both!(
+        flip,
+        raw_js_publish(&js, &events).await,
+        ew_js_publish(&publisher, &events).await
     );
-    js_app.shutdown().await.unwrap();
-    js_pub.shutdown().await.unwrap();
+    ew_pub.shutdown().await.unwrap();
+    assert_eq!(stored(&js, RAW_STREAM).await, n, "raw stream");
+    assert_eq!(stored(&js, EW_STREAMS[0]).await, n, "eventwire stream");
+
+    let (raw_c, ew_c) = both!(
+        flip,
+        raw_js_consume(&url, n).await,
+        ew_js_consume(&ew_url, base, n).await
+    );
+
+    js.delete_stream(RAW_STREAM).await.unwrap();
+    for s in EW_STREAMS {
+        js.delete_stream(s).await.unwrap();
+    }
+    (publish, (raw_c.0, ew_c.0), (raw_c.1, ew_c.1))
+}
+
+async fn round(
+    port: u16,
+    raw: &async_nats::Client,
+    base: Instant,
+    sizes: Sizes,
+    first: bool,
+    flip: bool,
+) -> Round {
+    let (core_publish, e2e, p50_us, p99_us) = core_rows(port, raw, base, sizes, first, flip).await;
+    let (js_publish, js_consume, js_setup_ms) = jetstream_rows(port, raw, base, sizes, flip).await;
+    Round {
+        core_publish,
+        e2e,
+        p50_us,
+        p99_us,
+        js_publish,
+        js_consume,
+        js_setup_ms,
+    }
+}
+
+async fn run(port: u16, sizes: Sizes, warm_up: Option<Sizes>, rounds: usize) -> Vec<Round> {
+    let base = Instant::now();
+    let raw = async_nats::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut first = true;
+    if let Some(w) = warm_up {
+        round(port, &raw, base, w, true, false).await;
+        first = false;
+    }
+    let mut out = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        out.push(round(port, &raw, base, sizes, first, i % 2 == 1).await);
+        first = false;
+    }
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| !x.is_nan());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn env(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
 fn main() {
+    // `cargo test --benches` runs this without `--bench`: one tiny round.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let env = |k: &str, d: u64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
-    let n = env("EVENTS", 20_000);
-    let rounds = if quick { 1 } else { env("ROUNDS", 3) };
-    let (core_n, js_n, lat_n) = if quick {
-        (200, 200, 50)
+    let verbose = env("VERBOSE").is_some_and(|v| v > 0);
+    let (sizes, warm_up, rounds) = if quick {
+        let s = Sizes {
+            core: 200,
+            latency: 100,
+            js: 200,
+        };
+        (s, None, 1)
     } else {
-        (n, n / 2, 2_000)
+        let core = env("EVENTS").unwrap_or(20_000).max(1);
+        let s = Sizes {
+            core,
+            latency: (core / 4).clamp(100, 5_000),
+            js: (core / 2).max(1),
+        };
+        let w = Sizes {
+            core: (core / 10).clamp(1, 2_000),
+            latency: 100,
+            js: (core / 20).clamp(1, 1_000),
+        };
+        (s, Some(w), env("ROUNDS").unwrap_or(5).max(1) as usize)
     };
-    let mut version = String::new();
-    for _ in 0..rounds {
-        // A fresh server per round: every round starts from empty streams.
-        let server = start_server();
-        version = server.version.clone();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(run(&server, core_n, js_n, lat_n));
-    }
+
+    let server = start_server();
     println!(
-        "nats_throughput against {version}: {core_n} core events, {js_n} JetStream events, \
-         {lat_n} latency samples; median of {rounds} rounds, 2 worker threads"
+        "nats_throughput: {} ({}), port {}, 2 tokio worker threads",
+        server.version,
+        server.binary.display(),
+        server.port
     );
-    report(ROWS.with(|r| r.take()));
+    println!(
+        "  {} core events, {} latency samples at {}/ms, {} JetStream events ({} acks in flight); {}",
+        sizes.core,
+        sizes.latency,
+        BURST,
+        sizes.js,
+        WINDOW,
+        if quick {
+            "quick mode (no --bench): one round".to_owned()
+        } else {
+            format!("median of {rounds} rounds after a warm-up round")
+        }
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let port = server.port;
+    // Everything runs on the two workers, not on this thread.
+    let results = rt
+        .block_on(rt.spawn(run(port, sizes, warm_up, rounds)))
+        .unwrap();
+    drop(rt);
+    drop(server);
+
+    type Pick = fn(&Round) -> Pair;
+    let rows: [(&str, &str, Pick); 7] = [
+        ("core publish", "ev/s", |r| r.core_publish),
+        ("core publish->handler", "ev/s", |r| r.e2e),
+        ("core latency p50 (lower is better)", "µs", |r| r.p50_us),
+        ("core latency p99 (lower is better)", "µs", |r| r.p99_us),
+        ("jetstream publish, acked", "ev/s", |r| r.js_publish),
+        ("jetstream consume, acked", "ev/s", |r| r.js_consume),
+        ("  of which setup (lower is better)", "ms", |r| {
+            r.js_setup_ms
+        }),
+    ];
+    println!(
+        "  {:<36} {:>14} {:>12} {:>8}",
+        "row", "raw", "eventwire", "ew/raw"
+    );
+    for (name, unit, pick) in rows {
+        let raw = median(results.iter().map(|r| pick(r).0).collect());
+        let ew = median(results.iter().map(|r| pick(r).1).collect());
+        let digits = if unit == "ev/s" { 0 } else { 1 };
+        println!(
+            "  {name:<36} {:>9.digits$} {unit:<4} {:>7.digits$} {unit:<4} {:>6.2}x",
+            raw,
+            ew,
+            ew / raw,
+        );
+        if verbose {
+            let each = |side: fn(Pair) -> f64| {
+                let v: Vec<String> = results
+                    .iter()
+                    .map(|r| format!("{:.digits$}", side(pick(r))))
+                    .collect();
+                v.join(" ")
+            };
+            println!(
+                "      rounds: raw {} | eventwire {}",
+                each(|p| p.0),
+                each(|p| p.1)
+            );
+        }
+    }
 }

@@ -85,32 +85,38 @@ impl NatsTransport {
     }
 }
 
-/// Publishes an envelope with core NATS: checked, then handed to the client.
-pub(crate) async fn publish_core(
-    client: &Client,
+/// Publishes an envelope with core NATS: headers built and checked here,
+/// so that only the client's send is boxed (not the whole envelope: a large
+/// boxed future per event costs more than the publish itself).
+pub(crate) fn publish_core<'a>(
+    client: &'a Client,
     config: &NatsConfig,
-    stats: &StatsCounters,
-    envelope: &Envelope,
-) -> Result<(), PublishError> {
-    let headers = wire::headers(envelope, false)?;
+    stats: &'a StatsCounters,
+    envelope: Envelope,
+) -> PublishFuture<'a> {
+    let headers = match wire::headers(&envelope, false) {
+        Ok(h) => h,
+        Err(e) => return Completion::ready(Err(e)),
+    };
     let size = wire::wire_size(&headers, &envelope.payload);
-    client
-        .publish_with_headers(
-            config.subject(&envelope.topic),
-            headers,
-            envelope.payload.clone(),
-        )
-        .await
-        .map_err(|e| {
-            if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
-                return wire::payload_too_large(client, &envelope.topic, size);
-            }
-            StatsCounters::bump(&stats.failed_publishes);
-            PublishError::Transport {
-                topic: envelope.topic.to_string(),
-                source: Box::new(e),
-            }
-        })
+    let subject = config.subject(&envelope.topic);
+    let topic = envelope.topic;
+    let payload = envelope.payload;
+    Completion::pending(async move {
+        client
+            .publish_with_headers(subject, headers, payload)
+            .await
+            .map_err(|e| {
+                if e.kind() == async_nats::client::PublishErrorKind::MaxPayloadExceeded {
+                    return wire::payload_too_large(client, &topic, size);
+                }
+                StatsCounters::bump(&stats.failed_publishes);
+                PublishError::Transport {
+                    topic: topic.into_owned(),
+                    source: Box::new(e),
+                }
+            })
+    })
 }
 
 impl Transport for NatsTransport {
@@ -131,15 +137,12 @@ impl Transport for NatsTransport {
         if self.inner.closed.is_stopped() {
             return Completion::ready(Err(PublishError::Closed));
         }
-        Completion::pending(async move {
-            publish_core(
-                &self.inner.client,
-                &self.inner.config,
-                &self.inner.stats,
-                &envelope,
-            )
-            .await
-        })
+        publish_core(
+            &self.inner.client,
+            &self.inner.config,
+            &self.inner.stats,
+            envelope,
+        )
     }
 
     fn subscribe(
