@@ -93,7 +93,10 @@ async fn lock_writes_then_checks() {
 #[tokio::test]
 async fn bad_arguments_explain_themselves() {
     match execute(builder(), ["helpdesk", "describe", "--format", "pdf"]).await {
-        Err(Error::Cli(msg)) => assert!(msg.contains("invalid value 'pdf'"), "{msg}"),
+        Err(Error::Cli(e)) => {
+            let msg = e.to_string();
+            assert!(msg.contains("invalid value 'pdf'"), "{msg}")
+        }
         other => panic!("expected a usage error, got {other:?}"),
     }
 }

@@ -1,6 +1,7 @@
 //! Start-up validation: typed errors for impossible options, missing state,
 //! selections and bad configuration.
 
+use eventwire::app::{UrlError, UrlErrorKind};
 use eventwire::prelude::*;
 use eventwire::{Error, ValidationError};
 
@@ -110,14 +111,21 @@ async fn the_test_harness_accepts_jetstream_only_options() {
 fn transport_urls_are_checked() {
     assert!(App::builder().transport_url("memory://").is_ok());
     match App::builder().transport_url("kafka://localhost:9092") {
-        Err(Error::Url { url, reason }) => {
-            assert_eq!(url, "kafka://localhost:9092");
-            assert!(reason.contains("unknown scheme `kafka`"), "{reason}");
+        Err(Error::Url(e)) => {
+            assert_eq!(e.url, "kafka://localhost:9092");
+            assert!(
+                matches!(&e.kind, UrlErrorKind::UnknownScheme(s) if s == "kafka"),
+                "{e}"
+            );
+            assert!(e.to_string().contains("unknown scheme `kafka`"), "{e}");
         }
         other => panic!("expected a URL error, got {other:?}"),
     }
     assert!(matches!(
         App::builder().transport_url("localhost"),
-        Err(Error::Url { .. })
+        Err(Error::Url(UrlError {
+            kind: UrlErrorKind::MissingScheme,
+            ..
+        }))
     ));
 }

@@ -30,8 +30,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app::AppBuilder;
+use crate::app::{Error, Result};
 use crate::describe::Description;
-use crate::error::{Error, Result};
 
 #[derive(Debug, Parser)]
 #[command(about = "An eventwire service")]
@@ -80,7 +80,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = Cli::try_parse_from(args).map_err(|e| Error::Cli(e.to_string()))?;
+    let cli = Cli::try_parse_from(args)?;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => {
             builder.build().await?.run().await?;
@@ -109,8 +109,7 @@ where
             })
         }
         Command::Lock { path, update } => {
-            crate::schema::check_lock_with(&path, &builder.registry_or_global(), update)
-                .map_err(|e| Error::Cli(e.to_string()))?;
+            crate::schema::check_lock_with(&path, &builder.registry_or_global(), update)?;
             Ok(format!("schema lock {} is up to date\n", path.display()))
         }
     }
@@ -122,6 +121,12 @@ pub async fn main(builder: AppBuilder) -> ExitCode {
     match execute(builder, std::env::args_os()).await {
         Ok(out) => {
             print!("{out}");
+            ExitCode::SUCCESS
+        }
+        // `--help` and `--version` arrive as clap errors whose text is the
+        // output asked for: print it on stdout and succeed.
+        Err(Error::Cli(e)) if !e.use_stderr() => {
+            print!("{e}");
             ExitCode::SUCCESS
         }
         Err(e) => {

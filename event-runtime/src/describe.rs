@@ -115,7 +115,7 @@ impl<'a> Description<'a> {
                 .collect();
             let group = Registry::group_of(h, &self.service);
             operations.insert(
-                format!("{group}__{}", h.name),
+                crate::naming::consumer_name(group, h.name),
                 json!({
                     "action": "receive",
                     "channel": { "$ref": format!("#/channels/{cid}") },

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use crate::codec::{DecodeError, EncodeError, Format};
+use crate::codec::{DecodeError, DecodeErrorKind, EncodeError, Format};
 
 /// A typed event: a value with a topic, a schema version and a codec.
 ///
@@ -217,5 +217,20 @@ pub trait UpcastFrom<Old>: Sized {
 impl<Old, New: From<Old>> UpcastFrom<Old> for New {
     fn upcast(old: Old) -> Self {
         New::from(old)
+    }
+}
+
+impl DecodeError {
+    /// A version the consumer's event type `E` does not know.
+    pub fn unknown_version<E: Event>(found: u32) -> Self {
+        DecodeError {
+            event: E::NAME,
+            version: found,
+            format: E::FORMAT,
+            kind: DecodeErrorKind::UnknownVersion {
+                found,
+                expected: E::VERSION,
+            },
+        }
     }
 }

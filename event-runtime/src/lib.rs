@@ -5,40 +5,55 @@
 //! together with the macros.
 #![warn(missing_docs, unreachable_pub)]
 
+// Layers, lowest first; a module imports only from modules listed above
+// it (`scripts/check-layers` enforces it):
+//   core types   topic, naming, duration, codec, event, envelope, delivery, error, stop
+//   transport    transport (the trait, memory/, nats/)
+//   publisher    publisher
+//   dispatch     observe, handler, registry
+//   app          app, and beside it testing, describe, schema, cli
+pub mod codec;
+pub mod delivery;
+pub mod duration;
+pub mod envelope;
+pub mod error;
+pub mod event;
+pub mod naming;
+mod stop;
+pub mod topic;
+
+pub mod transport;
+
+pub mod publisher;
+
+pub mod handler;
+pub mod observe;
+pub mod registry;
+
 pub mod app;
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod codec;
 pub mod describe;
-pub mod envelope;
-mod error;
-pub mod event;
-pub mod handler;
-pub mod observe;
-pub mod publisher;
-pub mod registry;
 pub mod schema;
-mod stop;
 pub mod testing;
-pub mod topic;
-pub mod transport;
 
-pub use app::{App, AppBuilder, ShutdownHandle, ShutdownReport};
+pub use app::{App, AppBuilder, Error, Result, ShutdownHandle, ShutdownReport};
 pub use codec::{DecodeError, DecodeErrorKind, EncodeError, Format};
-pub use envelope::{Envelope, EnvelopeError, EventId};
-pub use error::{Error, Result};
+pub use delivery::{Backoff, DeadLetter, HandlerErrorKind, RetryPolicy, StartPosition};
+pub use envelope::{Envelope, EnvelopeError, EventId, PublishOptions};
+pub use error::{BoxError, PublishError, TransportError, TransportErrorKind};
 pub use event::{Event, EventDescriptor, EventKey, FieldDescriptor, UpcastFrom};
 pub use handler::{
-    Backoff, Claim, Context, HandlerDescriptor, HandlerError, HandlerErrorKind, HandlerOptions,
-    IdempotencyKey, IdempotencyStore, InMemoryIdempotency, RawEvent, RetryPolicy, State,
+    Claim, Context, HandlerDescriptor, HandlerError, HandlerOptions, IdempotencyKey,
+    IdempotencyStore, InMemoryIdempotency, RawEvent, State,
 };
 pub use observe::{HandlerMetrics, HandlerRun, Metrics, Observer, Outcome};
-pub use publisher::{PublishError, PublishOptions, Publisher};
+pub use publisher::Publisher;
 pub use registry::{HandlerSelection, Registry, ValidationError, ValidationErrors};
 pub use transport::memory::MemoryTransport;
 #[cfg(feature = "nats")]
 pub use transport::nats;
-pub use transport::{DeadLetter, Transport, TransportError};
+pub use transport::Transport;
 
 /// Items used by the code `#[derive(Event)]` and `#[handler]` generate. Not
 /// public API: it changes without notice.
@@ -52,12 +67,14 @@ pub mod __private {
     #[cfg(feature = "protobuf")]
     pub use crate::codec::protobuf;
     pub use crate::codec::{DecodeError, EncodeError, Format};
+    pub use crate::delivery::{Backoff, StartPosition};
     pub use crate::event::schema_probe;
     pub use crate::event::{Event, EventDescriptor, EventKey, FieldDescriptor, UpcastFrom};
+    pub use crate::handler::erased::{raw_handler, typed_handler, ErasedHandler};
+    pub use crate::handler::options::{Durability, TimeoutSetting};
     pub use crate::handler::{
-        raw_handler, typed_handler, Backoff, Context, Durability, ErasedHandler, FromContext,
-        HandlerDescriptor, HandlerError, HandlerOptions, IntoHandlerResult, MissingState, RawEvent,
-        StartPosition, StateMap, TimeoutSetting,
+        Context, FromContext, HandlerDescriptor, HandlerError, HandlerOptions, IntoHandlerResult,
+        MissingState, RawEvent, StateMap,
     };
     pub use crate::registry::{EVENTS, HANDLERS};
     pub use serde_json::Value as JsonValue;
@@ -117,12 +134,4 @@ pub mod __private {
             Err(_) => "<invalid utf-8>",
         }
     }
-
-    /// Makes `#[handler]` reject an event parameter that is not an `Event`
-    /// with the trait's own message.
-    pub const fn assert_event<E: Event>() {}
-
-    /// Makes `#[handler]` reject a return type that is not `()` or
-    /// `Result<(), E: Into<HandlerError>>`.
-    pub fn assert_return<R: IntoHandlerResult>() {}
 }

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::delivery::HandlerErrorKind;
 use crate::envelope::EventId;
-use crate::handler::HandlerErrorKind;
 
 /// The outcome of one attempt of one handler.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,151 +1,13 @@
 //! Publishing events.
 
-use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use crate::codec::EncodeError;
+pub use crate::envelope::PublishOptions;
+pub use crate::error::PublishError;
+
 use crate::envelope::{Envelope, EventId};
-use crate::topic::{validate_topic, TopicError};
-use crate::transport::{BoxError, Transport};
-use crate::Event;
-
-/// A failed publish. Nothing was sent unless the variant says otherwise.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PublishError {
-    /// The event could not be encoded.
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
-    /// The topic or a subject part is invalid.
-    #[error(transparent)]
-    Topic(#[from] TopicError),
-    /// A header name or value cannot be sent.
-    #[error("invalid header `{name}`: {reason}")]
-    Header {
-        /// The header name.
-        name: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The payload is larger than the transport accepts.
-    #[error("payload of {size} bytes exceeds the limit of {limit} bytes on `{topic}`")]
-    PayloadTooLarge {
-        /// The topic.
-        topic: String,
-        /// Encoded size.
-        size: usize,
-        /// The transport's limit.
-        limit: usize,
-    },
-    /// The consumers' queues stayed full for longer than the publish timeout.
-    #[error(
-        "backpressure: queue of consumer `{consumer}` on `{topic}` stayed full for {waited:?}"
-    )]
-    Backpressure {
-        /// The topic.
-        topic: String,
-        /// The consumer whose queue is full.
-        consumer: String,
-        /// How long the publish waited.
-        waited: Duration,
-    },
-    /// The transport is closed.
-    #[error("transport is closed")]
-    Closed,
-    /// The transport failed; the event may or may not have been delivered.
-    #[error("publish to `{topic}` failed: {source}")]
-    Transport {
-        /// The topic.
-        topic: String,
-        /// What failed.
-        #[source]
-        source: BoxError,
-    },
-}
-
-/// Options of one publish: extra headers, ids, trace context.
-///
-/// ```
-/// use eventwire::PublishOptions;
-/// let opts = PublishOptions::new()
-///     .header("x-tenant", "acme")
-///     .correlation_id("checkout-42")
-///     .traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-/// # let _ = opts;
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct PublishOptions {
-    id: Option<EventId>,
-    headers: Vec<(String, String)>,
-    correlation_id: Option<EventId>,
-    causation_id: Option<EventId>,
-    traceparent: Option<Arc<str>>,
-    tracestate: Option<Arc<str>>,
-}
-
-impl PublishOptions {
-    /// No options.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Uses this event id instead of a new UUIDv7 (for a publish retried by
-    /// the caller, so consumers and JetStream de-duplicate it).
-    pub fn id(mut self, id: impl Into<EventId>) -> Self {
-        self.id = Some(id.into());
-        self
-    }
-
-    /// Adds a header carried unchanged to handlers.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// Sets the correlation id (by default the event's own id).
-    pub fn correlation_id(mut self, id: impl AsRef<str>) -> Self {
-        self.correlation_id = Some(EventId::from(id.as_ref()));
-        self
-    }
-
-    /// Sets the causation id.
-    pub fn causation_id(mut self, id: impl AsRef<str>) -> Self {
-        self.causation_id = Some(EventId::from(id.as_ref()));
-        self
-    }
-
-    /// Sets the W3C `traceparent`.
-    pub fn traceparent(mut self, value: impl AsRef<str>) -> Self {
-        self.traceparent = Some(Arc::from(value.as_ref()));
-        self
-    }
-
-    /// Sets the W3C `tracestate`.
-    pub fn tracestate(mut self, value: impl AsRef<str>) -> Self {
-        self.tracestate = Some(Arc::from(value.as_ref()));
-        self
-    }
-
-    /// Links to the event being handled: causation = its id, correlation =
-    /// its correlation id, trace context passed on.
-    pub(crate) fn caused_by(mut self, parent: &Envelope) -> Self {
-        self.causation_id = Some(parent.id.clone());
-        if self.correlation_id.is_none() {
-            self.correlation_id = Some(
-                parent
-                    .correlation_id
-                    .clone()
-                    .unwrap_or_else(|| parent.id.clone()),
-            );
-        }
-        if self.traceparent.is_none() {
-            self.traceparent = parent.traceparent.clone();
-            self.tracestate = parent.tracestate.clone();
-        }
-        self
-    }
-}
+use crate::event::Event;
+use crate::transport::Transport;
 
 /// Publishes events. Cheap to clone; use it from anywhere (an HTTP handler,
 /// a background task).
@@ -206,6 +68,7 @@ impl Publisher {
     /// acknowledgements are awaited in a pipeline (up to `publish_window` at
     /// once), which is much faster than one `publish` after another. One
     /// result per event, in the same order.
+    #[must_use = "each event's result says whether it was published"]
     pub async fn publish_batch<E: Event>(
         &self,
         events: &[E],
@@ -242,35 +105,13 @@ impl Publisher {
         event: &E,
         options: PublishOptions,
     ) -> Result<Envelope, PublishError> {
-        let payload = event.encode()?;
-        let id = options.id.unwrap_or_default();
-        for (name, value) in &options.headers {
-            check_header(name, value)?;
-        }
-        Ok(Envelope {
-            correlation_id: Some(options.correlation_id.unwrap_or_else(|| id.clone())),
-            id,
-            topic: Cow::Borrowed(E::TOPIC),
-            source: self.inner.source.clone(),
-            time: SystemTime::now(),
-            schema_version: E::VERSION,
-            content_type: Cow::Borrowed(E::FORMAT.content_type()),
-            key: event.key().map(|k| Arc::from(&*k)),
-            causation_id: options.causation_id,
-            traceparent: options.traceparent,
-            tracestate: options.tracestate,
-            headers: options.headers,
-            payload,
-        })
+        Envelope::for_event(event, self.inner.source.clone(), options)
     }
 
     /// Publishes a ready-made envelope (to forward or replay an event). The
     /// topic is checked, the envelope is sent as it is.
     pub async fn publish_envelope(&self, envelope: Envelope) -> Result<EventId, PublishError> {
-        validate_topic(&envelope.topic)?;
-        for (name, value) in &envelope.headers {
-            check_header(name, value)?;
-        }
+        envelope.validate()?;
         let id = envelope.id.clone();
         self.inner.transport.publish(envelope).await?;
         Ok(id)
@@ -280,34 +121,4 @@ impl Publisher {
     pub fn source(&self) -> &str {
         &self.inner.source
     }
-}
-
-/// Header names are tokens; values are single-line text (a CR or LF would
-/// split the header block on the wire).
-fn check_header(name: &str, value: &str) -> Result<(), PublishError> {
-    let err = |reason| PublishError::Header {
-        name: name.to_owned(),
-        reason,
-    };
-    if name.is_empty() {
-        return Err(err("empty name"));
-    }
-    if !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
-        return Err(err("names are printable ASCII without `:` or spaces"));
-    }
-    if value.contains(['\r', '\n']) {
-        return Err(err("values must not contain CR or LF"));
-    }
-    let lower = name.to_ascii_lowercase();
-    if lower.starts_with("ce-")
-        || lower == "content-type"
-        || lower == "traceparent"
-        || lower == "tracestate"
-        || lower.starts_with("nats-")
-    {
-        return Err(err(
-            "reserved for the envelope; use the publish options instead",
-        ));
-    }
-    Ok(())
 }

@@ -16,8 +16,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::delivery::StartPosition;
 use crate::event::EventDescriptor;
-use crate::handler::{Durability, HandlerDescriptor, StartPosition};
+use crate::handler::options::Durability;
+use crate::handler::HandlerDescriptor;
 use crate::topic::{validate_name, TopicError};
 use crate::transport::{Capabilities, Transport};
 
@@ -45,10 +47,14 @@ pub struct Registry {
 /// # let _ = (only_inventory, two);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandlerSelection {
     /// Every registered handler (the default).
     #[default]
     All,
+    /// No handler: a publisher-only app (an HTTP front end that shares a
+    /// crate of handlers with its workers).
+    None,
     /// Handlers whose group is one of these.
     Groups(Vec<String>),
     /// Handlers with one of these names.
@@ -59,6 +65,11 @@ impl HandlerSelection {
     /// Every registered handler.
     pub fn all() -> Self {
         HandlerSelection::All
+    }
+
+    /// No handler: the app only publishes.
+    pub fn none() -> Self {
+        HandlerSelection::None
     }
 
     /// Handlers of these groups.
@@ -74,6 +85,7 @@ impl HandlerSelection {
     fn selects(&self, handler: &HandlerDescriptor, group: &str) -> bool {
         match self {
             HandlerSelection::All => true,
+            HandlerSelection::None => false,
             HandlerSelection::Groups(g) => g.iter().any(|g| g == group),
             HandlerSelection::Names(n) => n.iter().any(|n| n == handler.name),
         }
@@ -161,12 +173,12 @@ impl Registry {
         Self::from_parts(EVENTS.iter().collect(), HANDLERS.iter().collect())
     }
 
-    /// A registry of the given descriptors (for tests of the rules).
-    pub fn from_parts(
+    /// A registry of the given descriptors (the global one, or a unit
+    /// test's), sorted so reports do not depend on link order.
+    pub(crate) fn from_parts(
         mut events: Vec<&'static EventDescriptor>,
         mut handlers: Vec<&'static HandlerDescriptor>,
     ) -> Self {
-        // Link order is not stable across builds; keep reports deterministic.
         events.sort_by_key(|e| (e.topic, e.type_path));
         handlers.sort_by_key(|h| (h.name, h.function));
         Registry { events, handlers }
@@ -307,7 +319,7 @@ fn check_selection(
     errors: &mut Vec<ValidationError>,
 ) {
     let (what, wanted, known): (_, &Vec<String>, BTreeSet<&str>) = match selection {
-        HandlerSelection::All => return,
+        HandlerSelection::All | HandlerSelection::None => return,
         HandlerSelection::Groups(g) => (
             "group",
             g,

@@ -36,16 +36,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::app::Result;
 use crate::app::{App, AppBuilder, ShutdownReport};
+use crate::delivery::DeadLetter;
 use crate::envelope::{Envelope, EventId};
-use crate::error::Result;
-use crate::handler::decode_envelope;
+use crate::error::PublishError;
+use crate::event::Event;
 use crate::observe::{HandlerRun, Observer, Outcome};
-use crate::publisher::{PublishError, Publisher};
+use crate::publisher::Publisher;
 use crate::registry::{HandlerSelection, Registry};
 use crate::transport::memory::MemoryTransport;
-use crate::transport::DeadLetter;
-use crate::Event;
 
 /// How long [`TestApp::wait_idle`] waits before failing the test.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -203,7 +203,7 @@ impl TestApp {
             .iter()
             .filter(|e| &*e.topic == E::TOPIC)
             .map(|e| {
-                decode_envelope::<E>(e).unwrap_or_else(|err| {
+                e.decode::<E>().unwrap_or_else(|err| {
                     panic!("a published `{}` does not decode: {err}", E::NAME)
                 })
             })

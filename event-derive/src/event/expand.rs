@@ -80,7 +80,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                 }
 
                 fn encode(&self) -> ::core::result::Result<#p::Bytes, #p::EncodeError> {
-                    #codec::encode(self)
+                    #codec::encode(self, <Self as #p::Event>::NAME)
                 }
 
                 fn decode(
@@ -88,7 +88,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                     payload: &[u8],
                 ) -> ::core::result::Result<Self, #p::DecodeError> {
                     if version == <Self as #p::Event>::VERSION {
-                        #codec::decode::<Self>(version, payload)
+                        #codec::decode::<Self>(<Self as #p::Event>::NAME, version, payload)
                     } #older else {
                         ::core::result::Result::Err(#p::DecodeError::unknown_version::<Self>(version))
                     }

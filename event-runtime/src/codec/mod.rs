@@ -41,8 +41,6 @@ impl fmt::Display for Format {
     }
 }
 
-type Source = Box<dyn std::error::Error + Send + Sync>;
-
 /// An event could not be encoded.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot encode `{event}` as {format}: {source}")]
@@ -53,7 +51,9 @@ pub struct EncodeError {
     pub format: Format,
     /// What the codec reported.
     #[source]
-    pub source: Source,
+    // The codec sits below `crate::error` (whose `PublishError` wraps
+    // `EncodeError`), so it spells out the boxed error instead of using `BoxError`.
+    pub source: Box<dyn std::error::Error + Send + Sync + 'static>,
 }
 
 /// A payload could not be decoded into an event type.
@@ -93,20 +93,5 @@ pub enum DecodeErrorKind {
     },
     /// The codec rejected the bytes.
     #[error("malformed payload: {0}")]
-    Malformed(#[source] Source),
-}
-
-impl DecodeError {
-    /// A version this consumer does not know.
-    pub fn unknown_version<E: crate::Event>(found: u32) -> Self {
-        DecodeError {
-            event: E::NAME,
-            version: found,
-            format: E::FORMAT,
-            kind: DecodeErrorKind::UnknownVersion {
-                found,
-                expected: E::VERSION,
-            },
-        }
-    }
+    Malformed(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }

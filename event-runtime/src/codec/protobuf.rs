@@ -4,7 +4,6 @@
 use bytes::Bytes;
 
 use super::{DecodeError, DecodeErrorKind, EncodeError, Format};
-use crate::Event;
 
 /// A type the protobuf codec can carry: a prost message.
 #[diagnostic::on_unimplemented(
@@ -16,15 +15,21 @@ pub trait ProtobufMessage: prost::Message + Default {}
 
 impl<T: prost::Message + Default> ProtobufMessage for T {}
 
-/// Encodes an event with prost.
-pub fn encode<E: Event + ProtobufMessage>(event: &E) -> Result<Bytes, EncodeError> {
-    Ok(Bytes::from(event.encode_to_vec()))
+/// Encodes a message with prost (which cannot fail on a message in memory);
+/// `event` names its type in errors.
+pub fn encode<T: ProtobufMessage>(value: &T, event: &'static str) -> Result<Bytes, EncodeError> {
+    let _ = event;
+    Ok(Bytes::from(value.encode_to_vec()))
 }
 
-/// Decodes a protobuf payload of the event's own version.
-pub fn decode<E: Event + ProtobufMessage>(version: u32, payload: &[u8]) -> Result<E, DecodeError> {
-    <E as prost::Message>::decode(payload).map_err(|e| DecodeError {
-        event: <E as Event>::NAME,
+/// Decodes a protobuf payload of schema `version`; `event` names the type in errors.
+pub fn decode<T: ProtobufMessage>(
+    event: &'static str,
+    version: u32,
+    payload: &[u8],
+) -> Result<T, DecodeError> {
+    <T as prost::Message>::decode(payload).map_err(|e| DecodeError {
+        event,
         version,
         format: Format::Protobuf,
         kind: DecodeErrorKind::Malformed(Box::new(e)),

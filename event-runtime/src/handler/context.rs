@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::codec::{DecodeError, DecodeErrorKind};
-use crate::envelope::{Envelope, EventId};
-use crate::publisher::{PublishError, PublishOptions, Publisher};
-use crate::Event;
+use crate::codec::DecodeError;
+use crate::envelope::{Envelope, EventId, PublishOptions};
+use crate::error::PublishError;
+use crate::event::Event;
+use crate::publisher::Publisher;
 
 /// The delivery context of one event, taken by a handler as an argument.
 ///
@@ -204,32 +205,6 @@ impl RawEvent {
     /// Decodes the payload as `E`, checking topic-independent rules: content
     /// type and schema version.
     pub fn decode<E: Event>(&self) -> Result<E, DecodeError> {
-        decode_envelope(&self.envelope)
+        self.envelope.decode()
     }
-}
-
-/// Decodes an envelope as `E`: the content type must be `E`'s codec, the
-/// version one `E` can read.
-pub(crate) fn decode_envelope<E: Event>(envelope: &Envelope) -> Result<E, DecodeError> {
-    let expected = E::FORMAT.content_type();
-    if !content_type_matches(&envelope.content_type, expected) {
-        return Err(DecodeError {
-            event: E::NAME,
-            version: envelope.schema_version,
-            format: E::FORMAT,
-            kind: DecodeErrorKind::ContentType {
-                found: envelope.content_type.to_string(),
-                expected,
-            },
-        });
-    }
-    E::decode(envelope.schema_version, &envelope.payload)
-}
-
-fn content_type_matches(found: &str, expected: &str) -> bool {
-    // `application/json; charset=utf-8` is still JSON.
-    let base = found.split(';').next().unwrap_or("").trim();
-    base.eq_ignore_ascii_case(expected)
-        || (expected == "application/protobuf"
-            && base.eq_ignore_ascii_case("application/x-protobuf"))
 }

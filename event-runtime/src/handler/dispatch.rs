@@ -12,15 +12,14 @@ use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{
-    Claim, Context, ErasedHandler, HandlerError, IdempotencyKey, IdempotencyStore, RetryPolicy,
-};
+use super::erased::ErasedHandler;
+use super::{Claim, Context, HandlerError, IdempotencyKey, IdempotencyStore};
+use crate::delivery::{DeadLetter, RetryPolicy};
 use crate::envelope::Envelope;
+use crate::naming::dead_letter_topic;
 use crate::observe::{HandlerCounters, HandlerRun, Observer, Outcome};
 use crate::publisher::Publisher;
-use crate::transport::{
-    default_dead_letter_topic, AckHandle, DeadLetter, Delivery, Subscription, Transport,
-};
+use crate::transport::{AckHandle, Delivery, Subscription, Transport};
 
 /// One handler, resolved for one app: the function and its delivery policy.
 pub(crate) struct HandlerRuntime {
@@ -311,7 +310,7 @@ impl HandlerRuntime {
             topic: self
                 .dead_letter_topic
                 .map(str::to_owned)
-                .unwrap_or_else(|| default_dead_letter_topic(&envelope.topic)),
+                .unwrap_or_else(|| dead_letter_topic(&envelope.topic)),
         };
         match self.transport.dead_letter(letter).await {
             Ok(()) => {

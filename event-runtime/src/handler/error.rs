@@ -3,8 +3,8 @@
 use std::fmt;
 
 use crate::codec::DecodeError;
-
-type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::delivery::HandlerErrorKind;
+use crate::error::BoxError as Source;
 
 /// Why a handler failed, and whether trying again can help.
 ///
@@ -29,22 +29,6 @@ type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub struct HandlerError {
     kind: HandlerErrorKind,
     source: Source,
-}
-
-/// The class of a [`HandlerError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HandlerErrorKind {
-    /// May succeed on a later attempt.
-    Retryable,
-    /// Will never succeed: dead-letter without retrying.
-    Permanent,
-    /// The payload could not be decoded; never retried.
-    Decode,
-    /// The handler did not finish within its timeout; retried.
-    Timeout,
-    /// The handler panicked; retried.
-    Panic,
 }
 
 #[derive(Debug)]
@@ -113,10 +97,7 @@ impl HandlerError {
 
     /// Whether another attempt may succeed.
     pub fn is_retryable(&self) -> bool {
-        !matches!(
-            self.kind,
-            HandlerErrorKind::Permanent | HandlerErrorKind::Decode
-        )
+        self.kind.is_retryable()
     }
 
     /// The underlying error.

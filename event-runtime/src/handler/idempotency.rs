@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 
 use crate::envelope::EventId;
-use crate::transport::BoxError;
+use crate::error::BoxError;
 
 /// What identifies one handler's processing of one event.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

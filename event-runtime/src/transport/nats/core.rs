@@ -19,14 +19,16 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_util::task::TaskTracker;
 
 use super::config::NatsConfig;
-use super::stats::{connect, NatsStats, StatsCounters};
+use super::connection::connect;
+use super::stats::{NatsStats, StatsCounters};
 use super::wire;
+use crate::delivery::DeadLetter;
 use crate::envelope::Envelope;
-use crate::publisher::PublishError;
+use crate::error::{PublishError, TransportError, TransportErrorKind};
 use crate::stop::StopSignal;
 use crate::transport::{
-    AckHandle, Acker, Capabilities, Completion, ConsumerSpec, DeadLetter, Delivery, PublishFuture,
-    Settle, Subscription, Transport, TransportError,
+    AckHandle, Acker, Capabilities, Completion, ConsumerSpec, Delivery, PublishFuture, Settle,
+    Subscription, Transport,
 };
 
 /// The core NATS transport (`nats://host:4222`).
@@ -111,10 +113,7 @@ pub(crate) fn publish_core<'a>(
                     return wire::payload_too_large(client, &topic, size);
                 }
                 StatsCounters::bump(&stats.failed_publishes);
-                PublishError::Transport {
-                    topic: topic.into_owned(),
-                    source: Box::new(e),
-                }
+                PublishError::rejected(&topic, "the NATS client refused the publish", e)
             })
     })
 }
@@ -135,7 +134,7 @@ impl Transport for NatsTransport {
 
     fn publish(&self, envelope: Envelope) -> PublishFuture<'_> {
         if self.inner.closed.is_stopped() {
-            return Completion::ready(Err(PublishError::Closed));
+            return Completion::ready(Err(PublishError::closed(&envelope.topic)));
         }
         publish_core(
             &self.inner.client,
@@ -157,14 +156,22 @@ impl Transport for NatsTransport {
                 .client
                 .queue_subscribe(subject.clone(), queue.clone())
                 .await
-                .map_err(|e| TransportError::io(format!("cannot subscribe to `{subject}`"), e))?;
+                .map_err(|e| {
+                    TransportError::with_source(
+                        TransportErrorKind::Subscribe,
+                        format!("cannot subscribe to `{subject}`"),
+                        e,
+                    )
+                })?;
             // The subscription exists once the server has seen it: events
             // published after `build()` returns reach it.
-            self.inner
-                .client
-                .flush()
-                .await
-                .map_err(|e| TransportError::io(format!("cannot subscribe to `{subject}`"), e))?;
+            self.inner.client.flush().await.map_err(|e| {
+                TransportError::with_source(
+                    TransportErrorKind::Subscribe,
+                    format!("cannot subscribe to `{subject}`"),
+                    e,
+                )
+            })?;
             let (retry_tx, retry_rx) = mpsc::unbounded_channel();
             Ok(Box::new(CoreSubscription {
                 inner: self.inner.clone(),
@@ -188,11 +195,13 @@ impl Transport for NatsTransport {
             self.inner.closed.stop();
             self.inner.timers.close();
             self.inner.timers.wait().await;
-            self.inner
-                .client
-                .flush()
-                .await
-                .map_err(|e| TransportError::io("flushing NATS publishes", e))?;
+            self.inner.client.flush().await.map_err(|e| {
+                TransportError::with_source(
+                    TransportErrorKind::Publish,
+                    "flushing NATS publishes",
+                    e,
+                )
+            })?;
             Ok(())
         })
     }
@@ -204,19 +213,15 @@ async fn publish_dead_letter(inner: &Inner, letter: &DeadLetter) -> Result<(), P
         .client
         .publish_with_headers(subject, headers, payload)
         .await
-        .map_err(|e| PublishError::Transport {
-            topic: letter.topic.clone(),
-            source: Box::new(e),
+        .map_err(|e| {
+            PublishError::rejected(&letter.topic, "the NATS client refused the dead letter", e)
         })?;
     // A dead letter is the last trace of an event: make sure it left.
     inner
         .client
         .flush()
         .await
-        .map_err(|e| PublishError::Transport {
-            topic: letter.topic.clone(),
-            source: Box::new(e),
-        })
+        .map_err(|e| PublishError::rejected(&letter.topic, "flushing the dead letter failed", e))
 }
 
 struct Redelivery {

@@ -5,9 +5,11 @@
 //! nats-server 2.9 and newer: no option that needs a newer server is used.
 
 mod config;
+mod connection;
 mod core;
 mod jetstream;
 mod stats;
+mod url;
 mod wire;
 
 pub use self::config::{Auth, NatsConfig, Provision, Storage, StreamSettings, Tls};

@@ -1,7 +1,6 @@
 //! Counters of what a NATS connection lost or survived.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// What happened on a NATS connection that a user of at-most-once delivery
 /// needs to see: every count here is an event that may have been lost or
@@ -53,56 +52,4 @@ impl StatsCounters {
             consumer_recoveries: l(&self.consumer_recoveries),
         }
     }
-}
-
-/// Connects with an event callback that feeds the counters and the logs.
-pub(crate) async fn connect(
-    config: &super::NatsConfig,
-    stats: Arc<StatsCounters>,
-) -> Result<async_nats::Client, crate::transport::TransportError> {
-    let connected_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let options = config.connect_options()?.event_callback(move |event| {
-        let stats = stats.clone();
-        let connected_once = connected_once.clone();
-        async move {
-            match event {
-                async_nats::Event::SlowConsumer(sid) => {
-                    StatsCounters::bump(&stats.slow_consumer_events);
-                    tracing::warn!(
-                        subscription = sid,
-                        "NATS slow consumer: messages were dropped"
-                    );
-                }
-                async_nats::Event::Disconnected => {
-                    StatsCounters::bump(&stats.disconnects);
-                    tracing::warn!("NATS connection lost; reconnecting");
-                }
-                async_nats::Event::Connected => {
-                    if connected_once.swap(true, Ordering::Relaxed) {
-                        StatsCounters::bump(&stats.reconnects);
-                        stats.reconnected.notify_waiters();
-                        tracing::info!("NATS connection re-established");
-                    }
-                }
-                other => tracing::info!(event = %other, "NATS connection event"),
-            }
-        }
-    });
-    let servers: Vec<async_nats::ServerAddr> = config
-        .servers
-        .iter()
-        .map(|s| {
-            s.parse().map_err(|e| {
-                crate::transport::TransportError::Config(format!(
-                    "invalid server address `{s}`: {e}"
-                ))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    options.connect(servers).await.map_err(|e| {
-        crate::transport::TransportError::io(
-            format!("cannot connect to NATS at {}", config.servers.join(", ")),
-            e,
-        )
-    })
 }

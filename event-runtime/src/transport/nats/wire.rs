@@ -6,11 +6,10 @@ use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 
 use super::config::NatsConfig;
+use crate::delivery::{DeadLetter, HandlerErrorKind};
 use crate::envelope::{format_time, Envelope, EnvelopeError};
-use crate::handler::HandlerErrorKind;
-use crate::publisher::PublishError;
+use crate::error::PublishError;
 use crate::topic::validate_pattern;
-use crate::transport::DeadLetter;
 
 /// `Nats-Msg-Id`: JetStream de-duplicates publishes by it.
 pub(crate) const MSG_ID: &str = "Nats-Msg-Id";
@@ -130,7 +129,7 @@ pub(crate) fn dead_letter_message(
     let mut map = headers(&letter.envelope, false)?;
     let error = letter.error.replace(['\r', '\n'], " ");
     insert(&mut map, dlq::ERROR, &error)?;
-    insert(&mut map, dlq::ERROR_KIND, kind_name(letter.error_kind))?;
+    insert(&mut map, dlq::ERROR_KIND, letter.error_kind.name())?;
     insert(&mut map, dlq::HANDLER, &letter.handler)?;
     insert(&mut map, dlq::GROUP, &letter.group)?;
     insert(&mut map, dlq::ATTEMPTS, &letter.attempts.to_string())?;
@@ -148,16 +147,6 @@ pub(crate) fn dead_letter_message(
         ),
     )?;
     Ok((subject, map, letter.envelope.payload.clone()))
-}
-
-pub(crate) fn kind_name(kind: HandlerErrorKind) -> &'static str {
-    match kind {
-        HandlerErrorKind::Retryable => "retryable",
-        HandlerErrorKind::Permanent => "permanent",
-        HandlerErrorKind::Decode => "decode",
-        HandlerErrorKind::Timeout => "timeout",
-        HandlerErrorKind::Panic => "panic",
-    }
 }
 
 /// A message that is not a valid envelope, kept as received so it can be
@@ -213,6 +202,6 @@ pub(crate) fn malformed_letter(
         attempts: 1,
         stream_sequence,
         failed_at: std::time::SystemTime::now(),
-        topic: crate::transport::default_dead_letter_topic(topic_of),
+        topic: crate::naming::dead_letter_topic(topic_of),
     }
 }

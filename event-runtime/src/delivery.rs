@@ -1,6 +1,11 @@
-//! Retry policy: how many attempts, how long to wait between them.
+//! The delivery vocabulary shared by every layer: attempts and their retry
+//! policy, where a consumer starts, why a handler failed, and the dead letter
+//! of an event that gave up.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::envelope::Envelope;
 
 /// Exponential backoff: `initial`, doubled after every failed attempt, capped at `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +73,74 @@ impl Default for RetryPolicy {
             backoff: Backoff::DEFAULT,
         }
     }
+}
+
+/// Where a new durable consumer starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartPosition {
+    /// Only events published after the consumer was created (the default).
+    #[default]
+    New,
+    /// Every event the stream still holds.
+    All,
+}
+
+/// The class of a handler failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandlerErrorKind {
+    /// May succeed on a later attempt.
+    Retryable,
+    /// Will never succeed: dead-letter without retrying.
+    Permanent,
+    /// The payload could not be decoded; never retried.
+    Decode,
+    /// The handler did not finish within its timeout; retried.
+    Timeout,
+    /// The handler panicked; retried.
+    Panic,
+}
+
+impl HandlerErrorKind {
+    /// The name written into dead letters and metrics (`retryable`, `permanent`,
+    /// `decode`, `timeout`, `panic`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            HandlerErrorKind::Retryable => "retryable",
+            HandlerErrorKind::Permanent => "permanent",
+            HandlerErrorKind::Decode => "decode",
+            HandlerErrorKind::Timeout => "timeout",
+            HandlerErrorKind::Panic => "panic",
+        }
+    }
+
+    /// Whether another attempt may succeed.
+    pub const fn is_retryable(self) -> bool {
+        !matches!(self, HandlerErrorKind::Permanent | HandlerErrorKind::Decode)
+    }
+}
+
+/// An event that exhausted its attempts or failed permanently.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The original envelope, payload and headers unchanged.
+    pub envelope: Arc<Envelope>,
+    /// The last error, as text.
+    pub error: String,
+    /// The class of the last error.
+    pub error_kind: HandlerErrorKind,
+    /// The handler that gave up.
+    pub handler: String,
+    /// Its group.
+    pub group: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Position in the stream, where the transport has one.
+    pub stream_sequence: Option<u64>,
+    /// When the handler gave up.
+    pub failed_at: SystemTime,
+    /// Topic the dead letter is published to.
+    pub topic: String,
 }
 
 #[cfg(test)]

@@ -28,14 +28,17 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::task::TaskTracker;
 
-use super::{
-    AckHandle, Capabilities, Completion, ConsumerSpec, DeadLetter, Delivery, PublishFuture, Settle,
-    Subscription, Transport, TransportError,
-};
+mod subscription;
+
+use self::subscription::{Lane, MemorySubscription};
+use crate::delivery::DeadLetter;
 use crate::envelope::Envelope;
-use crate::publisher::PublishError;
+use crate::error::{PublishError, TransportError};
 use crate::stop::StopSignal;
 use crate::topic::matches;
+use crate::transport::{
+    Capabilities, Completion, ConsumerSpec, PublishFuture, Subscription, Transport,
+};
 
 /// Default queue capacity of one consumer.
 pub const DEFAULT_CAPACITY: usize = 1024;
@@ -241,9 +244,9 @@ impl MemoryTransport {
         let topic = topic.to_string();
         let send = consumer.tx.send(queued);
         let sent = match self.inner.publish_timeout {
-            None => send.await.map_err(|_| PublishError::Closed),
+            None => send.await.map_err(|_| PublishError::closed(&topic)),
             Some(limit) => match tokio::time::timeout(limit, send).await {
-                Ok(r) => r.map_err(|_| PublishError::Closed),
+                Ok(r) => r.map_err(|_| PublishError::closed(&topic)),
                 Err(_) => Err(PublishError::Backpressure {
                     topic,
                     consumer: consumer.name.clone(),
@@ -320,92 +323,6 @@ impl Inner {
     }
 }
 
-pub(crate) struct MemoryAcker {
-    inner: Arc<Inner>,
-    consumer: Arc<Consumer>,
-    queued: Option<Queued>,
-}
-
-impl MemoryAcker {
-    pub(crate) fn settle(&mut self, redeliver: Option<Duration>) -> Settle {
-        if let Some(mut queued) = self.queued.take() {
-            match redeliver {
-                None => self.inner.settled(),
-                Some(delay) => {
-                    queued.attempt += 1;
-                    self.inner.requeue(self.consumer.clone(), queued, delay);
-                }
-            }
-        }
-        Settle::done()
-    }
-}
-
-impl Drop for MemoryAcker {
-    fn drop(&mut self) {
-        // Dropped unsettled (a worker stopped mid-event): deliver again, same attempt.
-        if let Some(queued) = self.queued.take() {
-            self.inner
-                .requeue(self.consumer.clone(), queued, Duration::ZERO);
-        }
-    }
-}
-
-struct MemorySubscription {
-    inner: Arc<Inner>,
-    consumer: Arc<Consumer>,
-    stopped: StopSignal,
-}
-
-impl MemorySubscription {
-    fn deliver(&self, queued: Queued) -> Delivery {
-        Delivery {
-            envelope: queued.envelope.clone(),
-            attempt: queued.attempt,
-            stream_sequence: None,
-            acker: AckHandle::memory(MemoryAcker {
-                inner: self.inner.clone(),
-                consumer: self.consumer.clone(),
-                queued: Some(queued),
-            }),
-        }
-    }
-
-    fn is_stopped(&self) -> bool {
-        self.stopped.is_stopped() || self.inner.closed.is_stopped()
-    }
-}
-
-impl Subscription for MemorySubscription {
-    fn try_next(&self) -> Option<Delivery> {
-        if self.is_stopped() {
-            return None;
-        }
-        let mut rx = self.consumer.rx.try_lock().ok()?;
-        rx.try_recv().ok().map(|q| self.deliver(q))
-    }
-
-    fn next(&self) -> BoxFuture<'_, Option<Delivery>> {
-        Box::pin(async move {
-            if self.is_stopped() {
-                return None;
-            }
-            let queued = tokio::select! {
-                biased;
-                _ = self.stopped.stopped() => return None,
-                _ = self.inner.closed.stopped() => return None,
-                q = async { self.consumer.rx.lock().await.recv().await } => q?,
-            };
-            Some(self.deliver(queued))
-        })
-    }
-
-    fn stop(&self) -> BoxFuture<'_, ()> {
-        self.stopped.stop();
-        Box::pin(async {})
-    }
-}
-
 impl Transport for MemoryTransport {
     fn kind(&self) -> &'static str {
         "memory"
@@ -422,7 +339,7 @@ impl Transport for MemoryTransport {
 
     fn publish(&self, envelope: Envelope) -> PublishFuture<'_> {
         if self.inner.closed.is_stopped() {
-            return Completion::ready(Err(PublishError::Closed));
+            return Completion::ready(Err(PublishError::closed(&envelope.topic)));
         }
         let envelope = Arc::new(envelope);
         if let Some(log) = &self.inner.published {
@@ -442,7 +359,7 @@ impl Transport for MemoryTransport {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     self.inner.settled();
-                    return Completion::ready(Err(PublishError::Closed));
+                    return Completion::ready(Err(PublishError::closed(&envelope.topic)));
                 }
                 Err(mpsc::error::TrySendError::Full(queued)) => {
                     return Completion::pending(self.publish_slow(routes.clone(), i, queued));
@@ -458,7 +375,7 @@ impl Transport for MemoryTransport {
     ) -> BoxFuture<'_, Result<Box<dyn Subscription>, TransportError>> {
         Box::pin(async move {
             if self.inner.closed.is_stopped() {
-                return Err(TransportError::Closed);
+                return Err(TransportError::closed());
             }
             let name = spec.consumer_name();
             let consumer = {
@@ -469,7 +386,7 @@ impl Transport for MemoryTransport {
                     .unwrap_or_else(|e| e.into_inner());
                 match consumers.get(&name) {
                     Some(c) if c.pattern != spec.topic => {
-                        return Err(TransportError::Config(format!(
+                        return Err(TransportError::config(format!(
                             "consumer `{name}` already subscribes to `{}`, not `{}`",
                             c.pattern, spec.topic
                         )))
@@ -495,8 +412,10 @@ impl Transport for MemoryTransport {
                 }
             };
             Ok(Box::new(MemorySubscription {
-                inner: self.inner.clone(),
-                consumer,
+                lane: Arc::new(Lane {
+                    inner: self.inner.clone(),
+                    consumer,
+                }),
                 stopped: StopSignal::default(),
             }) as Box<dyn Subscription>)
         })
