@@ -171,6 +171,17 @@ fn a_removed_field_is_caught() {
 }
 
 #[test]
+fn a_field_that_stops_being_optional_is_caught() {
+    // Locked when `total_cents` had `skip_serializing_if`: readers of this
+    // version may meet payloads without it.
+    let changes = changes_after(
+        earlier(|l| invoice(l).fields[1].optional = true),
+        "optional",
+    );
+    assert_eq!(changes, ["field `total_cents` is now always written"]);
+}
+
+#[test]
 fn a_changed_protobuf_tag_is_caught() {
     let path = temp_lock("tag");
     std::fs::write(

@@ -189,17 +189,41 @@ pub mod schema_probe {
     }
 }
 
-/// One field of an event's schema, as recorded by `#[derive(Event)]`.
+/// One entry of an event's schema, as recorded by `#[derive(Event)]`: what
+/// goes on the wire, read from the `#[serde]` attributes by serde's own
+/// attribute parser (JSON), or from the `#[prost]` attributes (protobuf).
+///
+/// For a struct, one entry per key serde writes. A payload that is not an
+/// object (a newtype, a tuple, `#[serde(transparent)]`, `#[serde(into)]`) is
+/// described by position: `0`, `1`, ... For an enum event, every entry is
+/// `Variant.key` (the variant's serialized name first), and the enum's
+/// representation adds entries of their own type: `Variant` of type
+/// `variant` (an externally tagged unit variant, written as its name),
+/// `Variant.tag` of type `tag` (internally or adjacently tagged),
+/// `Variant.content` of type `content` (adjacently tagged), `Variant` of
+/// type `untagged`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldDescriptor {
-    /// The name on the wire (after `#[serde(rename)]`); `Variant.field` for enums.
+    /// The key on the wire, as serde writes it (after `rename` and
+    /// `rename_all`); a position or `Variant.key` as described above; the
+    /// Rust name of a `flatten` field, whose own name is not on the wire.
     pub name: &'static str,
-    /// The Rust type as written.
+    /// The Rust type as written, or `tag`, `content`, `untagged`, `variant`
+    /// for what serde's representation of the type adds.
     pub ty: &'static str,
     /// The protobuf field number.
     pub tag: Option<u32>,
     /// The protobuf kind (`string`, `uint32 repeated`, ...).
     pub protobuf: Option<&'static str>,
+    /// The key may be left out: `#[serde(skip_serializing_if = "...")]`.
+    pub optional: bool,
+    /// `#[serde(flatten)]`: the keys of `ty` are written in place of this
+    /// field. The derive cannot see them; the JSON Schema lists them when the
+    /// event derives `schemars::JsonSchema`.
+    pub flatten: bool,
+    /// The value serde writes by itself under this key: the serialized name
+    /// of the type or variant, for a `tag` entry.
+    pub constant: Option<&'static str>,
 }
 
 /// How an older schema version becomes the current event type: implemented

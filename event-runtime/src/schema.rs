@@ -10,9 +10,13 @@
 //! }
 //! ```
 //!
+//! The lock records what goes on the wire: the keys serde writes (after
+//! `rename`, `rename_all`, `skip`, `flatten`, `tag`, ...), which of them may
+//! be left out (`skip_serializing_if`), and for protobuf the field numbers.
+//!
 //! The first run writes the file. Afterwards the check fails when a locked
-//! (topic, version) changed: a field renamed, removed, added, or its type or
-//! protobuf tag changed; the error lists each change. A new version, or a
+//! (topic, version) changed: a field renamed, removed, added, or its type,
+//! protobuf tag, presence or tag value changed; the error lists each change. A new version, or a
 //! new event, passes (and is added by the update). `EVENTWIRE_UPDATE_LOCK=1`
 //! rewrites the file from the code.
 
@@ -28,12 +32,15 @@ use crate::registry::Registry;
 /// Environment variable that makes [`check_lock`] rewrite the lock.
 pub const UPDATE_ENV: &str = "EVENTWIRE_UPDATE_LOCK";
 
-/// One locked field.
+/// One locked field (see [`FieldDescriptor`](crate::FieldDescriptor)).
+///
+/// The keys added after the first release (`optional`, `flatten`, `const`)
+/// are written only when set, so locks written before them read unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockedField {
     /// Wire name.
     pub name: String,
-    /// Rust type as written.
+    /// Rust type as written (or `tag`, `content`, `untagged`, `variant`).
     #[serde(rename = "type")]
     pub ty: String,
     /// Protobuf field number.
@@ -42,6 +49,19 @@ pub struct LockedField {
     /// Protobuf kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protobuf: Option<String>,
+    /// May be left out (`skip_serializing_if`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub optional: bool,
+    /// `flatten`: the keys of the type are written in place of the field.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub flatten: bool,
+    /// The value written under a `tag` key.
+    #[serde(rename = "const", default, skip_serializing_if = "Option::is_none")]
+    pub constant: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One locked (topic, version).
@@ -145,7 +165,20 @@ fn fingerprint(fields: &[LockedField], json_schema: Option<&serde_json::Value>) 
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let schema = json_schema.map(|s| s.to_string()).unwrap_or_default();
     for f in fields {
-        let line = format!("{}:{}:{:?}:{:?};{schema}", f.name, f.ty, f.tag, f.protobuf);
+        // The later facts only when set: fingerprints of locks written
+        // before them stay the same.
+        let mut line = format!("{}:{}:{:?}:{:?}", f.name, f.ty, f.tag, f.protobuf);
+        if f.optional {
+            line.push_str(":optional");
+        }
+        if f.flatten {
+            line.push_str(":flatten");
+        }
+        if let Some(c) = &f.constant {
+            line.push_str(&format!(":const={c}"));
+        }
+        line.push(';');
+        line.push_str(&schema);
         for b in line.bytes() {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -164,6 +197,9 @@ fn locked(e: &EventDescriptor) -> LockedEvent {
             ty: f.ty.to_owned(),
             tag: f.tag,
             protobuf: f.protobuf.map(str::to_owned),
+            optional: f.optional,
+            flatten: f.flatten,
+            constant: f.constant.map(str::to_owned),
         })
         .collect();
     LockedEvent {
@@ -224,25 +260,22 @@ impl SchemaLock {
             if before.format != now.format {
                 changes.push(format!("format `{}` → `{}`", before.format, now.format));
             }
-            let by_name = |fs: &[LockedField]| -> BTreeMap<String, LockedField> {
-                fs.iter().map(|f| (f.name.clone(), f.clone())).collect()
+            // A flattened field's name is not on the wire: it does not
+            // meet a key of the same name.
+            let by_key = |fs: &[LockedField]| -> BTreeMap<(bool, String), LockedField> {
+                fs.iter()
+                    .map(|f| ((f.flatten, f.name.clone()), f.clone()))
+                    .collect()
             };
-            let (b, n) = (by_name(&before.fields), by_name(&now.fields));
-            for (name, f) in &b {
-                match n.get(name) {
-                    None => changes.push(format!("field `{name}` removed")),
-                    Some(g) if g.ty != f.ty => {
-                        changes.push(format!("field `{name}` type `{}` → `{}`", f.ty, g.ty))
-                    }
-                    Some(g) if g.tag != f.tag || g.protobuf != f.protobuf => changes.push(format!(
-                        "field `{name}` protobuf {:?} {:?} → {:?} {:?}",
-                        f.protobuf, f.tag, g.protobuf, g.tag
-                    )),
-                    Some(_) => {}
+            let (b, n) = (by_key(&before.fields), by_key(&now.fields));
+            for (key, f) in &b {
+                match n.get(key) {
+                    None => changes.push(format!("{} removed", label(f))),
+                    Some(g) => changes.extend(field_changes(f, g)),
                 }
             }
-            for name in n.keys().filter(|k| !b.contains_key(*k)) {
-                changes.push(format!("field `{name}` added"));
+            for (_, g) in n.iter().filter(|(k, _)| !b.contains_key(*k)) {
+                changes.push(format!("{} added", label(g)));
             }
             if schema_changed {
                 changes.extend(schema_changes(
@@ -262,6 +295,44 @@ impl SchemaLock {
         }
         out
     }
+}
+
+fn label(f: &LockedField) -> String {
+    if f.flatten {
+        format!("flattened field `{}`", f.name)
+    } else {
+        format!("field `{}`", f.name)
+    }
+}
+
+/// What changed in one field that kept its name.
+fn field_changes(before: &LockedField, now: &LockedField) -> Vec<String> {
+    let label = label(now);
+    let mut out = Vec::new();
+    if before.ty != now.ty {
+        out.push(format!("{label} type `{}` → `{}`", before.ty, now.ty));
+    }
+    if before.tag != now.tag || before.protobuf != now.protobuf {
+        out.push(format!(
+            "{label} protobuf {:?} {:?} → {:?} {:?}",
+            before.protobuf, before.tag, now.protobuf, now.tag
+        ));
+    }
+    match (before.optional, now.optional) {
+        (false, true) => out.push(format!(
+            "{label} may now be left out (`skip_serializing_if`)"
+        )),
+        (true, false) => out.push(format!("{label} is now always written")),
+        _ => {}
+    }
+    if before.constant != now.constant {
+        out.push(format!(
+            "{label} value `{}` → `{}`",
+            before.constant.as_deref().unwrap_or_default(),
+            now.constant.as_deref().unwrap_or_default()
+        ));
+    }
+    out
 }
 
 /// Checks the program's events against the lock at `path` (see the module

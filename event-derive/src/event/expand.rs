@@ -57,7 +57,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         ),
     };
 
-    let fields = super::schema::fields(input.original);
+    let fields = super::schema::fields(input.original, protobuf.is_some());
     let (older, upcast_checks, upcast_field) = match &input.attrs.upcast_from {
         None => (quote!(), quote!(), quote!(::core::option::Option::None)),
         Some(old) => upcast(input, old, &topic, version),
