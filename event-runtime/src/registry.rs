@@ -371,3 +371,228 @@ fn check_options(
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::codec::Format;
+    use crate::handler::erased::ErasedHandler;
+    use crate::handler::{HandlerOptions, MissingState, StateMap};
+
+    const fn event(
+        name: &'static str,
+        topic: &'static str,
+        version: u32,
+        upcast_from: Option<fn() -> &'static EventDescriptor>,
+    ) -> EventDescriptor {
+        EventDescriptor {
+            name,
+            type_path: name,
+            topic,
+            version,
+            format: Format::Json,
+            key_field: None,
+            upcast_from,
+            fields: &[],
+            json_schema: || None,
+        }
+    }
+
+    fn no_state(_: &StateMap) -> Result<Arc<dyn ErasedHandler>, MissingState> {
+        Err(MissingState { type_name: "Db" })
+    }
+
+    const fn handler(
+        name: &'static str,
+        function: &'static str,
+        options: HandlerOptions,
+    ) -> HandlerDescriptor {
+        HandlerDescriptor {
+            name,
+            function,
+            topic: "orders.created",
+            event: Some("OrderCreated"),
+            options,
+            build: no_state,
+        }
+    }
+
+    static V1: EventDescriptor = event("OrderCreatedV1", "orders.created", 1, None);
+    static V2: EventDescriptor = event("OrderCreatedV2", "orders.created", 2, Some(|| &V1));
+    static V3: EventDescriptor = event("OrderCreatedV3", "orders.created", 3, Some(|| &V2));
+    static UNLINKED_V4: EventDescriptor = event("Stray", "orders.created", 4, None);
+    static SAME_VERSION: EventDescriptor = event("Twin", "orders.created", 3, Some(|| &V2));
+    static SHIPPED: EventDescriptor = event("Shipped", "orders.shipped", 1, None);
+
+    static RESERVE: HandlerDescriptor = handler("reserve", "inv::reserve", HandlerOptions::DEFAULT);
+    static RESERVE_TWIN: HandlerDescriptor =
+        handler("reserve", "billing::reserve", HandlerOptions::DEFAULT);
+    static BILL: HandlerDescriptor = handler(
+        "bill",
+        "billing::bill",
+        HandlerOptions {
+            group: Some("billing"),
+            ..HandlerOptions::DEFAULT
+        },
+    );
+    static REPLAY: HandlerDescriptor = handler(
+        "replay",
+        "audit::replay",
+        HandlerOptions {
+            start: Some(StartPosition::All),
+            durable: Durability::Named("audit-replay"),
+            ..HandlerOptions::DEFAULT
+        },
+    );
+    static BAD_GROUP: HandlerDescriptor = handler(
+        "bad_group",
+        "x::bad_group",
+        HandlerOptions {
+            group: Some("has space"),
+            ..HandlerOptions::DEFAULT
+        },
+    );
+
+    const DURABLE: Capabilities = Capabilities {
+        durable_consumers: true,
+        replay: true,
+        at_least_once: true,
+        max_payload: None,
+    };
+    const EPHEMERAL: Capabilities = Capabilities {
+        durable_consumers: false,
+        replay: false,
+        at_least_once: false,
+        max_payload: None,
+    };
+
+    fn errors(
+        registry: &Registry,
+        caps: Capabilities,
+        selection: HandlerSelection,
+    ) -> Vec<ValidationError> {
+        match registry.validate_with("test", caps, "shop", &selection) {
+            Ok(()) => Vec::new(),
+            Err(ValidationErrors(e)) => e,
+        }
+    }
+
+    #[test]
+    fn versions_linked_by_upcast_share_a_topic() {
+        let r = Registry::from_parts(vec![&V3, &V1, &V2, &SHIPPED], vec![]);
+        assert_eq!(errors(&r, DURABLE, HandlerSelection::All), []);
+    }
+
+    #[test]
+    fn an_unlinked_type_on_a_used_topic_is_a_duplicate() {
+        let r = Registry::from_parts(vec![&V1, &V2, &V3, &UNLINKED_V4], vec![]);
+        let e = errors(&r, DURABLE, HandlerSelection::All);
+        // The newest (v4) reaches nothing: every older type is reported once.
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e
+            .iter()
+            .all(|e| matches!(e, ValidationError::DuplicateTopic { first: "Stray", .. })));
+    }
+
+    #[test]
+    fn two_types_of_one_version_on_one_topic_are_duplicates() {
+        let r = Registry::from_parts(vec![&V1, &V2, &V3, &SAME_VERSION], vec![]);
+        let e = errors(&r, DURABLE, HandlerSelection::All);
+        assert!(
+            e.iter()
+                .any(|e| matches!(e, ValidationError::DuplicateTopic { .. })),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn handler_names_are_unique() {
+        let r = Registry::from_parts(vec![], vec![&RESERVE, &RESERVE_TWIN]);
+        assert_eq!(
+            errors(&r, DURABLE, HandlerSelection::All),
+            [ValidationError::DuplicateHandler {
+                name: "reserve",
+                first: "billing::reserve",
+                second: "inv::reserve",
+            }]
+        );
+    }
+
+    #[test]
+    fn selections_name_existing_groups_and_handlers() {
+        let r = Registry::from_parts(vec![], vec![&RESERVE, &BILL]);
+        assert_eq!(
+            errors(&r, DURABLE, HandlerSelection::groups(["billing", "shop"])),
+            []
+        );
+        assert_eq!(errors(&r, DURABLE, HandlerSelection::names(["bill"])), []);
+        assert_eq!(
+            errors(&r, DURABLE, HandlerSelection::groups(["biling"])),
+            [ValidationError::UnknownSelection {
+                what: "group",
+                value: "biling".into()
+            }]
+        );
+        assert_eq!(
+            errors(&r, DURABLE, HandlerSelection::names(["reserv"])),
+            [ValidationError::UnknownSelection {
+                what: "name",
+                value: "reserv".into()
+            }]
+        );
+        assert_eq!(errors(&r, DURABLE, HandlerSelection::none()), []);
+        assert_eq!(r.select("shop", &HandlerSelection::none()).count(), 0);
+        let billing: Vec<_> = r
+            .select("shop", &HandlerSelection::groups(["billing"]))
+            .map(|h| h.name)
+            .collect();
+        assert_eq!(billing, ["bill"]);
+    }
+
+    #[test]
+    fn durable_and_replay_need_a_transport_that_keeps_state() {
+        let r = Registry::from_parts(vec![], vec![&REPLAY]);
+        assert_eq!(errors(&r, DURABLE, HandlerSelection::All), []);
+        let e = errors(&r, EPHEMERAL, HandlerSelection::All);
+        let options: Vec<_> = e
+            .iter()
+            .map(|e| match e {
+                ValidationError::UnsupportedOption { option, .. } => *option,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(options, ["durable", "start = \"all\""]);
+        // Only selected handlers are checked.
+        assert_eq!(errors(&r, EPHEMERAL, HandlerSelection::none()), []);
+    }
+
+    #[test]
+    fn service_and_group_names_must_fit_subjects() {
+        let r = Registry::from_parts(vec![], vec![&BAD_GROUP]);
+        let e = errors(&r, DURABLE, HandlerSelection::All);
+        assert!(
+            matches!(e.as_slice(), [ValidationError::InvalidName(_)]),
+            "{e:?}"
+        );
+        let e = match r.validate_with("test", DURABLE, "my shop", &HandlerSelection::none()) {
+            Err(ValidationErrors(e)) => e,
+            Ok(()) => panic!("a service name with a space passed"),
+        };
+        assert!(
+            matches!(e.as_slice(), [ValidationError::InvalidName(_)]),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let r = Registry::from_parts(
+            vec![&V1, &UNLINKED_V4],
+            vec![&RESERVE, &RESERVE_TWIN, &REPLAY, &BAD_GROUP],
+        );
+        let e = errors(&r, EPHEMERAL, HandlerSelection::All);
+        assert_eq!(e.len(), 5, "{e:#?}");
+    }
+}

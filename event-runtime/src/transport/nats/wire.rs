@@ -205,3 +205,166 @@ pub(crate) fn malformed_letter(
         topic: crate::naming::dead_letter_topic(topic_of),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::envelope::{header, EventId};
+
+    fn envelope() -> Envelope {
+        Envelope {
+            id: EventId::from("0192-id"),
+            topic: Cow::Borrowed("orders.created"),
+            source: Arc::from("shop"),
+            time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            schema_version: 2,
+            content_type: Cow::Borrowed("application/json"),
+            key: Some(Arc::from("o-1")),
+            correlation_id: Some(EventId::from("corr")),
+            causation_id: None,
+            traceparent: Some(Arc::from(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            )),
+            tracestate: None,
+            headers: vec![("x-tenant".into(), "acme".into())],
+            payload: Bytes::from_static(br#"{"n":1}"#),
+        }
+    }
+
+    fn value<'a>(map: &'a HeaderMap, name: &str) -> Option<&'a str> {
+        map.get(name).map(HeaderValue::as_str)
+    }
+
+    #[test]
+    fn envelope_headers_follow_the_cloudevents_nats_binding() {
+        let map = headers(&envelope(), true).unwrap();
+        assert_eq!(value(&map, header::SPEC_VERSION), Some("1.0"));
+        assert_eq!(value(&map, header::ID), Some("0192-id"));
+        assert_eq!(value(&map, header::SOURCE), Some("shop"));
+        assert_eq!(value(&map, header::TYPE), Some("orders.created"));
+        assert_eq!(value(&map, header::TIME), Some("2023-11-14T22:13:20.123Z"));
+        assert_eq!(value(&map, header::CONTENT_TYPE), Some("application/json"));
+        assert_eq!(value(&map, header::SCHEMA_VERSION), Some("2"));
+        assert_eq!(value(&map, header::PARTITION_KEY), Some("o-1"));
+        assert_eq!(value(&map, header::CORRELATION_ID), Some("corr"));
+        assert_eq!(value(&map, header::CAUSATION_ID), None);
+        assert!(value(&map, header::TRACEPARENT).is_some());
+        assert_eq!(value(&map, "x-tenant"), Some("acme"));
+        assert_eq!(value(&map, MSG_ID), Some("0192-id"));
+        assert_eq!(value(&headers(&envelope(), false).unwrap(), MSG_ID), None);
+    }
+
+    #[test]
+    fn received_messages_round_trip_and_drop_the_msg_id() {
+        let config = NatsConfig::new(["h"]).subject_prefix("staging");
+        let sent = envelope();
+        let map = headers(&sent, true).unwrap();
+        let got = envelope_of(
+            &config,
+            "staging.orders.created",
+            Some(&map),
+            sent.payload.clone(),
+        )
+        .unwrap();
+        assert_eq!(got.id, sent.id);
+        assert_eq!(got.topic, "orders.created");
+        assert_eq!(got.time, sent.time);
+        assert_eq!(got.schema_version, 2);
+        assert_eq!(got.key.as_deref(), Some("o-1"));
+        assert_eq!(got.headers, [("x-tenant".to_owned(), "acme".to_owned())]);
+    }
+
+    #[test]
+    fn the_subject_is_the_topic_and_a_foreign_ce_type_is_kept_aside() {
+        let config = NatsConfig::new(["h"]);
+        let mut sent = envelope();
+        sent.topic = Cow::Borrowed("orders.legacy");
+        let map = headers(&sent, false).unwrap();
+        let got = envelope_of(&config, "orders.created", Some(&map), Bytes::new()).unwrap();
+        assert_eq!(got.topic, "orders.created");
+        assert_eq!(got.header("eventwire-ce-type"), Some("orders.legacy"));
+    }
+
+    #[test]
+    fn header_values_with_line_breaks_are_typed_errors_not_panics() {
+        let mut sent = envelope();
+        sent.headers = vec![("x-evil".into(), "a\r\nce-id: forged".into())];
+        match headers(&sent, false) {
+            Err(PublishError::Header { name, .. }) => assert_eq!(name, "x-evil"),
+            other => panic!("{other:?}"),
+        }
+        sent.headers = vec![("bad name".into(), "v".into())];
+        assert!(matches!(
+            headers(&sent, false),
+            Err(PublishError::Header { .. })
+        ));
+    }
+
+    #[test]
+    fn a_message_without_envelope_headers_is_rejected() {
+        let config = NatsConfig::new(["h"]);
+        assert_eq!(
+            envelope_of(&config, "orders.created", None, Bytes::new()).unwrap_err(),
+            EnvelopeError::Missing(header::SPEC_VERSION)
+        );
+    }
+
+    #[test]
+    fn dead_letters_carry_the_original_and_why_it_failed() {
+        let config = NatsConfig::new(["h"]).subject_prefix("staging");
+        let letter = DeadLetter {
+            envelope: Arc::new(envelope()),
+            error: "boom".into(),
+            error_kind: HandlerErrorKind::Permanent,
+            handler: "reserve".into(),
+            group: "inventory".into(),
+            attempts: 4,
+            stream_sequence: Some(42),
+            failed_at: SystemTime::UNIX_EPOCH,
+            topic: crate::naming::dead_letter_topic("orders.created"),
+        };
+        let (subject, map, payload) = dead_letter_message(&config, &letter).unwrap();
+        assert_eq!(subject, "staging.eventwire.dlq.orders.created");
+        assert_eq!(payload, letter.envelope.payload);
+        assert_eq!(value(&map, header::ID), Some("0192-id"));
+        assert_eq!(value(&map, dlq::ERROR), Some("boom"));
+        assert_eq!(value(&map, dlq::ERROR_KIND), Some("permanent"));
+        assert_eq!(value(&map, dlq::HANDLER), Some("reserve"));
+        assert_eq!(value(&map, dlq::GROUP), Some("inventory"));
+        assert_eq!(value(&map, dlq::ATTEMPTS), Some("4"));
+        assert_eq!(value(&map, dlq::STREAM_SEQUENCE), Some("42"));
+        // Unique per dead letter: JetStream must never drop one as a duplicate.
+        assert_ne!(value(&map, MSG_ID), Some("0192-id"));
+    }
+
+    #[test]
+    fn malformed_messages_keep_everything_they_carried() {
+        let mut map = HeaderMap::new();
+        insert(&mut map, "ce-id", "abc").unwrap();
+        insert(&mut map, "x-other", "1").unwrap();
+        let letter = malformed_letter(
+            "orders.created",
+            Some(&map),
+            Bytes::from_static(b"\xff"),
+            &EnvelopeError::Missing(header::SPEC_VERSION),
+            Some(7),
+            ("inventory", "reserve"),
+            "orders.created",
+        );
+        assert_eq!(letter.envelope.id.as_str(), "abc");
+        assert_eq!(letter.error_kind, HandlerErrorKind::Decode);
+        assert_eq!(letter.topic, "eventwire.dlq.orders.created");
+        assert_eq!(
+            letter.envelope.header("eventwire-original-x-other"),
+            Some("1")
+        );
+        assert_eq!(
+            letter.envelope.header("eventwire-subject"),
+            Some("orders.created")
+        );
+        assert_eq!(&letter.envelope.payload[..], b"\xff");
+    }
+}
