@@ -152,9 +152,10 @@ fn topic_assertion(lit: &syn::LitStr, ev_ty: &syn::Type) -> TokenStream {
     }
 }
 
-fn nanos(d: Duration) -> TokenStream {
-    let n = d.as_nanos() as u64;
-    quote!(::eventwire::__private::Duration::from_nanos(#n))
+/// A `Duration` literal; seconds and nanoseconds so that no length is truncated.
+fn duration(d: Duration) -> TokenStream {
+    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+    quote!(::eventwire::__private::Duration::new(#secs, #nanos))
 }
 
 fn options(o: &Options) -> TokenStream {
@@ -171,7 +172,7 @@ fn options(o: &Options) -> TokenStream {
     }
     if let Some(lit) = &o.backoff {
         let (initial, max) = check::backoff(lit).expect("checked");
-        let (initial, max) = (nanos(initial), nanos(max));
+        let (initial, max) = (duration(initial), duration(max));
         let v = some(quote!(#p::Backoff { initial: #initial, max: #max }));
         fields.push(quote!(backoff: #v));
     }
@@ -179,7 +180,7 @@ fn options(o: &Options) -> TokenStream {
         let v = match check::timeout(lit).expect("checked") {
             None => quote!(#p::TimeoutSetting::Never),
             Some(d) => {
-                let d = nanos(d);
+                let d = duration(d);
                 quote!(#p::TimeoutSetting::After(#d))
             }
         };
