@@ -160,6 +160,9 @@ mod tests {
             struct OrderCreated { id: u64 }
         });
         assert_eq!(e.len(), 1, "{e:?}");
-        assert!(e[0].contains("write `upcast_from = OrderCreatedV1`"), "{e:?}");
+        assert!(
+            e[0].contains("write `upcast_from = OrderCreatedV1`"),
+            "{e:?}"
+        );
     }
 }

@@ -78,7 +78,9 @@ fn future_output(h: &Handler<'_>) -> Option<String> {
         return None;
     };
     t.bounds.iter().find_map(|b| {
-        let TypeParamBound::Trait(t) = b else { return None };
+        let TypeParamBound::Trait(t) = b else {
+            return None;
+        };
         let last = t.path.segments.last()?;
         if last.ident != "Future" {
             return None;
@@ -476,42 +478,90 @@ mod tests {
     #[test]
     fn valid_handlers_pass() {
         assert!(errors(
-            quote!(topic = "orders.>", dead_letter = "audit.failed", backoff = "1s..1d"),
-            quote!(async fn f(evt: RawEvent, ctx: Context) {})
+            quote!(
+                topic = "orders.>",
+                dead_letter = "audit.failed",
+                backoff = "1s..1d"
+            ),
+            quote!(
+                async fn f(evt: RawEvent, ctx: Context) {}
+            )
         )
         .is_empty());
         assert!(errors(
             quote!(),
-            quote!(async fn f(evt: OrderCreated, State(db): State<Db>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {})
+            quote!(
+                async fn f(
+                    evt: OrderCreated,
+                    State(db): State<Db>,
+                ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+                }
+            )
         )
         .is_empty());
     }
 
     #[test]
     fn unsafe_is_refused() {
-        let e = one_error(quote!(), quote!(async unsafe fn f(evt: OrderCreated) {}));
+        let e = one_error(
+            quote!(),
+            quote!(
+                async unsafe fn f(evt: OrderCreated) {}
+            ),
+        );
         assert!(e.contains("cannot be `unsafe`"), "{e}");
     }
 
     #[test]
     fn by_reference_names_the_users_type() {
-        let e = one_error(quote!(), quote!(async fn f(order: &OrderPaid) {}));
-        assert!(e.contains("write `order: OrderPaid`, not `&OrderPaid`"), "{e}");
-        let e = one_error(quote!(), quote!(async fn f(order: Arc<OrderPaid>) {}));
-        assert!(e.contains("write `order: OrderPaid`, not `Arc<OrderPaid>`"), "{e}");
+        let e = one_error(
+            quote!(),
+            quote!(
+                async fn f(order: &OrderPaid) {}
+            ),
+        );
+        assert!(
+            e.contains("write `order: OrderPaid`, not `&OrderPaid`"),
+            "{e}"
+        );
+        let e = one_error(
+            quote!(),
+            quote!(
+                async fn f(order: Arc<OrderPaid>) {}
+            ),
+        );
+        assert!(
+            e.contains("write `order: OrderPaid`, not `Arc<OrderPaid>`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn raw_event_by_reference_is_one_error() {
-        let e = one_error(quote!(topic = "orders.>"), quote!(async fn f(evt: &RawEvent) {}));
+        let e = one_error(
+            quote!(topic = "orders.>"),
+            quote!(
+                async fn f(evt: &RawEvent) {}
+            ),
+        );
         assert!(e.contains("write `evt: RawEvent`"), "{e}");
     }
 
     #[test]
     fn extractors_by_value_and_after_the_event() {
-        let e = one_error(quote!(), quote!(async fn f(evt: OrderCreated, ctx: &Context) {}));
+        let e = one_error(
+            quote!(),
+            quote!(
+                async fn f(evt: OrderCreated, ctx: &Context) {}
+            ),
+        );
         assert!(e.contains("write `ctx: Context`, not `&Context`"), "{e}");
-        let e = one_error(quote!(), quote!(async fn f(ctx: Context, evt: OrderCreated) {}));
+        let e = one_error(
+            quote!(),
+            quote!(
+                async fn f(ctx: Context, evt: OrderCreated) {}
+            ),
+        );
         assert!(
             e.contains("write `async fn f(evt: OrderCreated, ctx: Context)`"),
             "{e}"
@@ -522,12 +572,16 @@ mod tests {
     fn error_types_that_cannot_convert() {
         let e = one_error(
             quote!(),
-            quote!(async fn f(evt: OrderCreated) -> Result<(), String> {}),
+            quote!(
+                async fn f(evt: OrderCreated) -> Result<(), String> {}
+            ),
         );
         assert!(e.contains("HandlerError::msg"), "{e}");
         let e = one_error(
             quote!(),
-            quote!(async fn f(evt: OrderCreated) -> Result<(), Box<dyn Error>> {}),
+            quote!(
+                async fn f(evt: OrderCreated) -> Result<(), Box<dyn Error>> {}
+            ),
         );
         assert!(e.contains("Send + Sync"), "{e}");
     }
@@ -536,7 +590,11 @@ mod tests {
     fn impl_future_names_the_async_form() {
         let e = one_error(
             quote!(),
-            quote!(fn f(evt: OrderCreated) -> impl Future<Output = ()> { async {} }),
+            quote!(
+                fn f(evt: OrderCreated) -> impl Future<Output = ()> {
+                    async {}
+                }
+            ),
         );
         assert!(e.contains("write `async fn f(...) -> ()`"), "{e}");
     }
@@ -544,7 +602,12 @@ mod tests {
     #[test]
     fn zero_backoff_is_refused() {
         for b in ["0ms", "0s..10s"] {
-            let e = one_error(quote!(backoff = #b), quote!(async fn f(evt: OrderCreated) {}));
+            let e = one_error(
+                quote!(backoff = #b),
+                quote!(
+                    async fn f(evt: OrderCreated) {}
+                ),
+            );
             assert!(e.contains("`backoff` must be positive"), "{e}");
         }
     }
@@ -553,19 +616,28 @@ mod tests {
     fn dead_letter_cannot_loop_back() {
         let e = one_error(
             quote!(topic = "orders.created", dead_letter = "orders.created"),
-            quote!(async fn f(evt: OrderCreated) {}),
+            quote!(
+                async fn f(evt: OrderCreated) {}
+            ),
         );
         assert!(e.contains("is the topic this handler consumes"), "{e}");
         let e = one_error(
             quote!(topic = "orders.>", dead_letter = "orders.failed"),
-            quote!(async fn f(evt: RawEvent) {}),
+            quote!(
+                async fn f(evt: RawEvent) {}
+            ),
         );
         assert!(e.contains("matches this handler's topic `orders.>`"), "{e}");
     }
 
     #[test]
     fn out_of_range_integers_say_so() {
-        let e = one_error(quote!(retries = 5000000000), quote!(async fn f(evt: OrderCreated) {}));
+        let e = one_error(
+            quote!(retries = 5000000000),
+            quote!(
+                async fn f(evt: OrderCreated) {}
+            ),
+        );
         assert!(e.contains("out of range"), "{e}");
     }
 }

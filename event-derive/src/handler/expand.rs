@@ -15,7 +15,9 @@ use super::check;
 
 pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream {
     let p = quote!(::eventwire::__private);
-    let event = h.event().expect("checked: the handler has an event parameter");
+    let event = h
+        .event()
+        .expect("checked: the handler has an event parameter");
     let ev_ty = event.ty;
     let fn_ident = &func.sig.ident;
     let fn_name = fn_ident.to_string();
