@@ -398,3 +398,22 @@ pub fn boxed_error_result(
 ) -> Result<(), HandlerError> {
     result.map_err(HandlerError::retryable)
 }
+
+/// The error type `E` of a handler returning `Result<_, E>`, converted on
+/// its own so that a type that does not convert is reported on `E` with a
+/// message naming the fix.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a handler error",
+    label = "`{Self}` does not convert into `HandlerError`",
+    note = "use `HandlerError` (`HandlerError::msg(...)` for a message), or an error type that implements `std::error::Error + Send + Sync + 'static`"
+)]
+pub trait IntoHandlerError {
+    /// The conversion.
+    fn into_handler_error(self) -> HandlerError;
+}
+
+impl<E: Into<HandlerError>> IntoHandlerError for E {
+    fn into_handler_error(self) -> HandlerError {
+        self.into()
+    }
+}

@@ -208,6 +208,26 @@ fn check_return(cx: &Ctxt, h: &Handler<'_>) {
     }
 }
 
+/// `(T, E)` when the return type is written `Result<T, E>`.
+pub(crate) fn result_types<'a>(h: &Handler<'a>) -> Option<(&'a Type, &'a Type)> {
+    let Type::Path(p) = return_type(h)? else {
+        return None;
+    };
+    let last = p.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match (args.args.first()?, args.args.iter().nth(1)?) {
+        (GenericArgument::Type(ok), GenericArgument::Type(err)) if args.args.len() == 2 => {
+            Some((ok, err))
+        }
+        _ => None,
+    }
+}
+
 /// `E` when the return type is written `Result<_, E>`.
 fn error_type<'a>(h: &Handler<'a>) -> Option<&'a Type> {
     let Type::Path(p) = return_type(h)? else {

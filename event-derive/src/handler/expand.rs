@@ -51,6 +51,20 @@ pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream
         Some(ret) if check::returns_boxed_error(h) => {
             quote_spanned!(ret.span()=> #p::boxed_error_result)
         }
+        // `Result<T, E>`: `E` is converted on its own, so that an error
+        // type that does not convert is reported on `E`.
+        Some(ret) if check::result_types(h).is_some() => {
+            let (ok, err) = check::result_types(h).expect("checked");
+            let converted = quote_spanned! {err.span()=>
+                ::core::result::Result::map_err(__eventwire_result, |__eventwire_error| {
+                    <#err as #p::IntoHandlerError>::into_handler_error(__eventwire_error)
+                })
+            };
+            let into = quote_spanned! {ret.span()=>
+                <::core::result::Result<#ok, #p::HandlerError> as #p::IntoHandlerResult>::into_handler_result
+            };
+            quote!(|__eventwire_result: #ret| #into(#converted))
+        }
         Some(ret) => {
             quote_spanned!(ret.span()=> <#ret as #p::IntoHandlerResult>::into_handler_result)
         }
@@ -59,7 +73,7 @@ pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream
     let call = quote! {
         async move {
             let __eventwire_out = #fn_ident(__eventwire_event, #(#args),*).await;
-            #into_result(__eventwire_out)
+            (#into_result)(__eventwire_out)
         }
     };
     // The event type is reached only through `HandlerEvent`, spanned on the
