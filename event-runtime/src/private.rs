@@ -209,6 +209,12 @@ pub mod json_probe {
         }
     }
 
+    impl<E> Default for Probe<E> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     /// `E` serializes: it must deserialize too.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be decoded from JSON",
@@ -284,6 +290,12 @@ pub mod protobuf_probe {
         }
     }
 
+    impl<E> Default for Probe<E> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     /// A prost message must also be `Default` (the derive provides it).
     #[diagnostic::on_unimplemented(
         message = "`{Self}` implements `prost::Message` but not `Default`",
@@ -355,6 +367,12 @@ pub mod protobuf_probe {
         /// A probe for `E`.
         pub const fn new() -> Self {
             Probe(PhantomData)
+        }
+    }
+
+    impl<E> Default for Probe<E> {
+        fn default() -> Self {
+            Self::new()
         }
     }
 
