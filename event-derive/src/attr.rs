@@ -69,8 +69,11 @@ impl Value {
         match self {
             Value::Int(i) => match i.base10_parse::<T>() {
                 Ok(v) => Some((v, i)),
-                Err(e) => {
-                    cx.error_spanned_by(&i, format!("`{name}`: {e}; expected {expected}"));
+                Err(_) => {
+                    cx.error_spanned_by(
+                        &i,
+                        format!("`{name} = {i}` is out of range; expected {expected}"),
+                    );
                     None
                 }
             },

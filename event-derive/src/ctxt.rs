@@ -40,4 +40,14 @@ impl Ctxt {
             .map(|e| e.to_compile_error())
             .collect()
     }
+
+    /// The messages of the collected errors (for unit tests).
+    #[cfg(test)]
+    pub(crate) fn into_messages(self) -> Vec<String> {
+        self.errors
+            .into_inner()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
 }

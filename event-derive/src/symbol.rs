@@ -40,3 +40,6 @@ pub(crate) const EVENT_OPTIONS: &[&str] = &[TOPIC, VERSION, FORMAT, UPCAST_FROM]
 
 /// Name of the parameter type of handlers that take undecoded events.
 pub(crate) const RAW_EVENT: &str = "RawEvent";
+/// Names of the extractors, recognised as written to catch misplaced ones.
+pub(crate) const CONTEXT: &str = "Context";
+pub(crate) const STATE: &str = "State";

@@ -57,6 +57,22 @@ pub(crate) fn check(topic: &str, wildcards: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a concrete topic is matched by a pattern (`*` one token, a final
+/// `>` one or more); a concrete pattern matches only itself.
+pub(crate) fn matches(pattern: &str, topic: &str) -> bool {
+    let mut p = pattern.split('.');
+    let mut t = topic.split('.');
+    loop {
+        match (p.next(), t.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// Checks a name used as a subject token or consumer name (group, handler,
 /// durable): `[A-Za-z0-9_-]+`.
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
@@ -130,5 +146,16 @@ mod tests {
         assert!(check(&"a".repeat(256), false).is_err());
         assert!(check_name("inventory-v2").is_ok());
         assert!(check_name("a.b").is_err());
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(matches("orders.created", "orders.created"));
+        assert!(!matches("orders.created", "orders.created.dlq"));
+        assert!(matches("orders.*", "orders.failed"));
+        assert!(!matches("orders.*", "orders.failed.x"));
+        assert!(matches("orders.>", "orders.failed.x"));
+        assert!(!matches("orders.>", "orders"));
+        assert!(!matches("orders.>", "billing.failed"));
     }
 }

@@ -43,6 +43,10 @@ pub trait Event: Sized + Send + Sync + 'static {
     const NAME: &'static str;
     /// How the payload is encoded.
     const FORMAT: Format;
+    /// Whether events of this type carry a key (the derive sets it for an
+    /// `#[event(key)]` field); `#[handler(ordered)]` is refused at compile
+    /// time for events without one.
+    const HAS_KEY: bool = false;
 
     /// The ordering / partition key, from the field marked `#[event(key)]`.
     fn key(&self) -> Option<Cow<'_, str>>;

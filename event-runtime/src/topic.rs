@@ -248,8 +248,24 @@ mod tests {
         let many = vec!["a"; MAX_TOKENS + 1].join(".");
         let most = vec!["a"; MAX_TOKENS].join(".");
         for t in [
-            "orders.created", "a", "a-b_c.0", "", ".", "a.", ".a", "a..b", "A.b", "a.*", "a.>",
-            ">", "$JS.API.STREAM.DELETE.x", "a b", "é", &long, &many, &most,
+            "orders.created",
+            "a",
+            "a-b_c.0",
+            "",
+            ".",
+            "a.",
+            ".a",
+            "a..b",
+            "A.b",
+            "a.*",
+            "a.>",
+            ">",
+            "$JS.API.STREAM.DELETE.x",
+            "a b",
+            "é",
+            &long,
+            &many,
+            &most,
         ] {
             assert_eq!(
                 is_valid_topic(t),

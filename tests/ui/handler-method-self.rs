@@ -6,9 +6,9 @@ struct OrderCreated {
     id: u64,
 }
 
-struct Service;
+struct Inventory;
 
-impl Service {
+impl Inventory {
     #[handler]
     async fn on_order(&self, _evt: OrderCreated) {}
 }

@@ -38,11 +38,17 @@ pub(crate) fn type_attrs(cx: &Ctxt, attrs: &[Attribute]) -> TypeAttrs {
                 let path = match v {
                     crate::attr::Value::Other(syn::Expr::Path(p)) => Some(p.path),
                     crate::attr::Value::Str(s) => {
-                        cx.error_spanned_by(&s, "`upcast_from` takes a type, not a string: `upcast_from = OrderCreatedV2`");
+                        cx.error_spanned_by(
+                            &s,
+                            format!(
+                                "`upcast_from` takes a type, not a string: write `upcast_from = {}`",
+                                s.value().trim()
+                            ),
+                        );
                         None
                     }
                     _ => {
-                        cx.error_spanned_by(&meta.path, "`upcast_from` takes the event type of the previous version: `upcast_from = OrderCreatedV2`");
+                        cx.error_spanned_by(&meta.path, "`upcast_from` takes the event type of the previous schema version, without quotes: `upcast_from = <type of the previous version>`");
                         None
                     }
                 };

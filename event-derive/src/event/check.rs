@@ -89,8 +89,20 @@ fn check_format(cx: &Ctxt, input: &Input<'_>) {
     }
 }
 
-/// Rule: at most one key field, and only on structs.
+/// Rule: at most one key field, only on structs, and never optional (an
+/// event without a key value could not be ordered or partitioned).
 fn check_keys(cx: &Ctxt, input: &Input<'_>) {
+    for key in &input.keys {
+        if let Some(inner) = option_inner(key.ty) {
+            let inner = quote::ToTokens::to_token_stream(inner)
+                .to_string()
+                .replace(' ', "");
+            cx.error_spanned_by(
+                key.ty,
+                format!("an event key cannot be optional: every event needs a key to be ordered and partitioned; make the field `{inner}`, or remove `#[event(key)]`"),
+            );
+        }
+    }
     for extra in input.keys.iter().skip(1) {
         cx.error_spanned_by(
             extra.attr,
@@ -101,6 +113,56 @@ fn check_keys(cx: &Ctxt, input: &Input<'_>) {
         cx.error_spanned_by(
             attr,
             "`#[event(key)]` is only supported on struct fields; an enum event has no single key field",
+        );
+    }
+}
+
+/// `T` when `ty` is written `Option<T>` (any path ending in `Option`).
+fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(a) if a.args.len() == 1 => match a.args.first()? {
+            syn::GenericArgument::Type(t) => Some(t),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(input: syn::DeriveInput) -> Vec<String> {
+        let cx = Ctxt::default();
+        let parsed = Input::from_syn(&cx, &input);
+        check(&cx, &parsed);
+        cx.into_messages()
+    }
+
+    #[test]
+    fn optional_key_names_the_plain_type() {
+        let e = errors(syn::parse_quote! {
+            struct OrderCreated { #[event(key)] id: Option<String> }
+        });
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("make the field `String`"), "{e:?}");
+    }
+
+    #[test]
+    fn upcast_from_string_suggests_its_content() {
+        let e = errors(syn::parse_quote! {
+            #[event(version = 2, upcast_from = "OrderCreatedV1")]
+            struct OrderCreated { id: u64 }
+        });
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("write `upcast_from = OrderCreatedV1`"),
+            "{e:?}"
         );
     }
 }

@@ -18,20 +18,33 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
         .unwrap_or_else(|| topic::from_type_name(&name));
     let version = input.attrs.version.as_ref().map_or(1, |(v, _)| *v);
     let p = quote!(::eventwire::__private);
+    // The codec is chosen once, in `__eventwire_codec`, so that a type the
+    // codec cannot carry gets one error: on the `"protobuf"` literal, or on
+    // the type's name for JSON.
     let protobuf = input
         .attrs
         .format
         .as_ref()
         .filter(|f| f.value() == "protobuf");
-    // Spanned on the format literal: a type that is not a prost message is
-    // reported there.
     let (format, codec) = match protobuf {
         Some(lit) => (
             quote!(#p::Format::Protobuf),
-            quote_spanned!(lit.span()=> #p::protobuf),
+            quote_spanned! {lit.span()=>
+                #[allow(unused_imports)]
+                use #p::protobuf_probe::{NoProst as _, ViaProst as _};
+                (&&#p::protobuf_probe::Probe::<#ident>::new()).codec()
+            },
         ),
-        None => (quote!(#p::Format::Json), quote!(#p::json)),
+        None => (
+            quote!(#p::Format::Json),
+            quote_spanned! {ident.span()=>
+                #[allow(unused_imports)]
+                use #p::json_probe::{NoSerde as _, ViaSerde as _};
+                (&&#p::json_probe::Probe::<#ident>::new()).codec()
+            },
+        ),
     };
+    let has_key = !input.keys.is_empty();
 
     let (key_fn, key_field) = match input.keys.first() {
         Some(k) => {
@@ -74,13 +87,14 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                 const VERSION: u32 = #version;
                 const NAME: &'static str = #name;
                 const FORMAT: #p::Format = #format;
+                const HAS_KEY: bool = #has_key;
 
                 fn key(&self) -> ::core::option::Option<#p::Cow<'_, str>> {
                     #key_fn
                 }
 
                 fn encode(&self) -> ::core::result::Result<#p::Bytes, #p::EncodeError> {
-                    #codec::encode(self, <Self as #p::Event>::NAME)
+                    (__eventwire_codec().encode)(self)
                 }
 
                 fn decode(
@@ -88,7 +102,7 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                     payload: &[u8],
                 ) -> ::core::result::Result<Self, #p::DecodeError> {
                     if version == <Self as #p::Event>::VERSION {
-                        #codec::decode::<Self>(<Self as #p::Event>::NAME, version, payload)
+                        (__eventwire_codec().decode)(version, payload)
                     } #older else {
                         ::core::result::Result::Err(#p::DecodeError::unknown_version::<Self>(version))
                     }
@@ -113,10 +127,67 @@ pub(crate) fn expand(input: &Input<'_>) -> TokenStream {
                 json_schema: __eventwire_json_schema,
             };
 
+            fn __eventwire_codec() -> #p::Codec<#ident> {
+                #codec
+            }
+
             fn __eventwire_json_schema() -> ::core::option::Option<#p::JsonValue> {
                 #[allow(unused_imports)]
                 use #p::schema_probe::{NoJsonSchema as _, ViaJsonSchema as _};
                 (&&#p::schema_probe::Probe::<#ident>::new()).json_schema()
+            }
+        };
+    }
+}
+
+/// An `Event` impl that never runs, emitted next to the errors of an
+/// invalid derive (as thiserror does) so that the type's other uses compile.
+/// Nothing is registered; generic types and unions get none, since the
+/// impl itself would not hold.
+pub(crate) fn fallback(input: &Input<'_>) -> TokenStream {
+    if input.is_union || !input.original.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let p = quote!(::eventwire::__private);
+    let ident = input.ident;
+    let name = ident.to_string();
+    let topic = input
+        .attrs
+        .topic
+        .as_ref()
+        .map(|t| t.value())
+        .unwrap_or_else(|| topic::from_type_name(&name));
+    let version = input.attrs.version.as_ref().map_or(1, |(v, _)| *v);
+    let has_key = !input.keys.is_empty();
+    quote! {
+        #[doc(hidden)]
+        const _: () = {
+            #[automatically_derived]
+            impl #p::Event for #ident {
+                const TOPIC: &'static str = #topic;
+                const VERSION: u32 = #version;
+                const NAME: &'static str = #name;
+                const FORMAT: #p::Format = #p::Format::Json;
+                const HAS_KEY: bool = #has_key;
+
+                fn key(&self) -> ::core::option::Option<#p::Cow<'_, str>> {
+                    ::core::unreachable!()
+                }
+
+                fn encode(&self) -> ::core::result::Result<#p::Bytes, #p::EncodeError> {
+                    ::core::unreachable!()
+                }
+
+                fn decode(
+                    _: u32,
+                    _: &[u8],
+                ) -> ::core::result::Result<Self, #p::DecodeError> {
+                    ::core::unreachable!()
+                }
+
+                fn descriptor() -> &'static #p::EventDescriptor {
+                    ::core::unreachable!()
+                }
             }
         };
     }
@@ -142,25 +213,39 @@ fn upcast(
         }
     };
     let previous_text = previous.to_string();
+    let version_text = version.to_string();
+    // Each message names the broken link and both ways to mend it.
     let checks = quote_spanned! {span=>
         const _: () = {
             const __EVENTWIRE_OLD_TOPIC: &str = <#old as #p::Event>::TOPIC;
-            const __EVENTWIRE_PARTS: &[&str] = &[
+            const __EVENTWIRE_OLD_VERSION: &#p::Digits =
+                &#p::Digits::of(<#old as #p::Event>::VERSION);
+            const __EVENTWIRE_NEXT_VERSION: &#p::Digits =
+                &#p::Digits::of(<#old as #p::Event>::VERSION.saturating_add(1));
+            const __EVENTWIRE_TOPIC_PARTS: &[&str] = &[
                 "broken upcast link: `", #old_name, "` is on topic `", __EVENTWIRE_OLD_TOPIC,
-                "`, but `", #name, "` is on `", #topic, "`; `upcast_from` names an older version of the same event",
+                "`, but `", #name, "` is on `", #topic,
+                "`; `upcast_from` names an older version of the same event: give `", #old_name,
+                "` `#[event(topic = \"", #topic, "\")]`, or remove `upcast_from`",
             ];
-            const __EVENTWIRE_LEN: usize = #p::concat_len(__EVENTWIRE_PARTS);
-            const __EVENTWIRE_MESSAGE: [u8; __EVENTWIRE_LEN] =
-                #p::concat_bytes::<__EVENTWIRE_LEN>(__EVENTWIRE_PARTS);
+            const __EVENTWIRE_TOPIC_LEN: usize = #p::concat_len(__EVENTWIRE_TOPIC_PARTS);
+            const __EVENTWIRE_TOPIC_MESSAGE: [u8; __EVENTWIRE_TOPIC_LEN] =
+                #p::concat_bytes::<__EVENTWIRE_TOPIC_LEN>(__EVENTWIRE_TOPIC_PARTS);
+            const __EVENTWIRE_VERSION_PARTS: &[&str] = &[
+                "broken upcast link: `", #name, "` is version ", #version_text,
+                ", so `upcast_from` must name its version ", #previous_text, ", but `", #old_name,
+                "` is version ", __EVENTWIRE_OLD_VERSION.as_str(),
+                ": name the version-", #previous_text, " type in `upcast_from`, or set `version = ",
+                __EVENTWIRE_NEXT_VERSION.as_str(), "` on `", #name, "`",
+            ];
+            const __EVENTWIRE_VERSION_LEN: usize = #p::concat_len(__EVENTWIRE_VERSION_PARTS);
+            const __EVENTWIRE_VERSION_MESSAGE: [u8; __EVENTWIRE_VERSION_LEN] =
+                #p::concat_bytes::<__EVENTWIRE_VERSION_LEN>(__EVENTWIRE_VERSION_PARTS);
             if !#p::str_eq(__EVENTWIRE_OLD_TOPIC, #topic) {
-                ::core::panic!("{}", #p::bytes_str(&__EVENTWIRE_MESSAGE));
+                ::core::panic!("{}", #p::bytes_str(&__EVENTWIRE_TOPIC_MESSAGE));
             }
             if <#old as #p::Event>::VERSION != #previous {
-                ::core::panic!("{}", ::core::concat!(
-                    "broken upcast link: `", #name, "` is version ", #version,
-                    ", so `upcast_from` must name its version ", #previous_text,
-                    ", but `", #old_name, "` has another version (a gap, or a cycle)"
-                ));
+                ::core::panic!("{}", #p::bytes_str(&__EVENTWIRE_VERSION_MESSAGE));
             }
         };
     };

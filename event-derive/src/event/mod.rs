@@ -15,7 +15,11 @@ pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
     let parsed = ast::Input::from_syn(&cx, input);
     check::check(&cx, &parsed);
     if cx.has_errors() {
-        return cx.into_compile_errors();
+        // A stand-in impl, so that one mistake here is not repeated as
+        // "not an event" at every handler and publish of the type.
+        let mut out = expand::fallback(&parsed);
+        out.extend(cx.into_compile_errors());
+        return out;
     }
     expand::expand(&parsed)
 }

@@ -59,7 +59,11 @@ pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> Options {
             }
         } else if is(RETRIES) {
             if put(o.retries.is_some(), RETRIES) {
-                o.retries = v.into_int(cx, RETRIES, "a non-negative integer, e.g. retries = 5");
+                o.retries = v.into_int(
+                    cx,
+                    RETRIES,
+                    "a non-negative integer up to 4294967295, e.g. retries = 5",
+                );
             }
         } else if is(BACKOFF) {
             if put(o.backoff.is_some(), BACKOFF) {

@@ -9,36 +9,35 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::ItemFn;
 
-use super::ast::Handler;
+use super::ast::{tokens, Handler};
 use super::attr::{DurableOpt, Options};
 use super::check;
 
 pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream {
     let p = quote!(::eventwire::__private);
     let event = h
-        .event
-        .as_ref()
+        .event()
         .expect("checked: the handler has an event parameter");
     let ev_ty = event.ty;
     let fn_ident = &func.sig.ident;
     let fn_name = fn_ident.to_string();
     let name = o.name.as_ref().map_or(fn_name.clone(), |n| n.value());
+    let extractors: Vec<&syn::Type> = h.extractors().iter().map(|x| x.ty).collect();
 
-    let prepared: Vec<_> = (0..h.extractors.len())
+    let prepared: Vec<_> = (0..extractors.len())
         .map(|i| format_ident!("__eventwire_prepared_{}", i))
         .collect();
-    let args: Vec<_> = (0..h.extractors.len())
+    let args: Vec<_> = (0..extractors.len())
         .map(|i| format_ident!("__eventwire_arg_{}", i))
         .collect();
     // Spanned on each parameter type: a type that is not an extractor is
     // reported on the user's own token.
-    let prepare = h.extractors.iter().zip(&prepared).map(|(ty, var)| {
+    let prepare = extractors.iter().zip(&prepared).map(|(ty, var)| {
         quote_spanned! {ty.span()=>
             let #var = <#ty as #p::FromContext>::prepare(__eventwire_state)?;
         }
     });
-    let extract = h
-        .extractors
+    let extract = extractors
         .iter()
         .zip(&prepared)
         .zip(&args)
@@ -49,6 +48,23 @@ pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream
         });
     // Spanned on the written return type: an unsupported one is reported there.
     let into_result = match check::return_type(h) {
+        Some(ret) if check::returns_boxed_error(h) => {
+            quote_spanned!(ret.span()=> #p::boxed_error_result)
+        }
+        // `Result<T, E>`: `E` is converted on its own, so that an error
+        // type that does not convert is reported on `E`.
+        Some(ret) if check::result_types(h).is_some() => {
+            let (ok, err) = check::result_types(h).expect("checked");
+            let converted = quote_spanned! {err.span()=>
+                ::core::result::Result::map_err(__eventwire_result, |__eventwire_error| {
+                    <#err as #p::IntoHandlerError>::into_handler_error(__eventwire_error)
+                })
+            };
+            let into = quote_spanned! {ret.span()=>
+                <::core::result::Result<#ok, #p::HandlerError> as #p::IntoHandlerResult>::into_handler_result
+            };
+            quote!(|__eventwire_result: #ret| #into(#converted))
+        }
         Some(ret) => {
             quote_spanned!(ret.span()=> <#ret as #p::IntoHandlerResult>::into_handler_result)
         }
@@ -57,56 +73,49 @@ pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream
     let call = quote! {
         async move {
             let __eventwire_out = #fn_ident(__eventwire_event, #(#args),*).await;
-            #into_result(__eventwire_out)
+            (#into_result)(__eventwire_out)
         }
     };
-    let wrap = if event.raw {
-        quote! {
-            #p::raw_handler(move |__eventwire_event: #ev_ty, __eventwire_ctx: &#p::Context| {
-                #(#extract)*
-                #call
-            })
-        }
-    } else {
-        quote_spanned! {ev_ty.span()=>
-            #p::typed_handler::<#ev_ty, _, _>(move |__eventwire_event: #ev_ty, __eventwire_ctx: &#p::Context| {
-                #(#extract)*
-                #call
-            })
-        }
+    // The event type is reached only through `HandlerEvent`, spanned on the
+    // parameter type: a type that is not an event is reported once, there,
+    // and a `RawEvent` behind a type alias works like `RawEvent`.
+    let as_event = quote_spanned!(ev_ty.span()=> <#ev_ty as #p::HandlerEvent>);
+    let wrap = quote_spanned! {ev_ty.span()=>
+        #as_event::handler(move |__eventwire_event: #ev_ty, __eventwire_ctx: &#p::Context| {
+            #(#extract)*
+            #call
+        })
     };
 
-    let (topic, event_name, topic_assert) = if event.raw {
-        let lit = o
-            .topic
-            .as_ref()
-            .expect("checked: a raw handler names its topic");
-        (
-            lit.to_token_stream(),
-            quote!(::core::option::Option::None),
-            quote!(),
-        )
-    } else {
-        let topic = quote_spanned!(ev_ty.span()=> <#ev_ty as #p::Event>::TOPIC);
-        let assert = o
-            .topic
-            .as_ref()
-            .map(|lit| topic_assertion(lit, ev_ty))
-            .unwrap_or_default();
-        (
-            topic,
-            quote!(::core::option::Option::Some(<#ev_ty as #p::Event>::NAME)),
-            assert,
-        )
+    let topic = match &o.topic {
+        Some(lit) => lit.to_token_stream(),
+        // Only a `RawEvent` behind an alias gets here with no topic (the
+        // check catches `RawEvent` as written).
+        None => quote_spanned! {ev_ty.span()=>
+            match #as_event::TOPIC {
+                ::core::option::Option::Some(__eventwire_topic) => __eventwire_topic,
+                ::core::option::Option::None => ::core::panic!(
+                    "a `RawEvent` handler must name its topic: `#[handler(topic = \"orders.>\")]`"
+                ),
+            }
+        },
     };
+    let assertions = assertions(o, h, &as_event);
+    let const_ident = format_ident!(
+        "__EVENTWIRE_HANDLER_{}",
+        fn_name.trim_start_matches("r#").to_uppercase()
+    );
     let options = options(o);
 
     quote! {
         #func
 
+        // Named (not `const _`), so that in an `impl` block, where unnamed
+        // consts are refused, the one error left is that the free function
+        // `#fn_ident` does not exist.
         #[doc(hidden)]
-        const _: () = {
-            #topic_assert
+        const #const_ident: () = {
+            #assertions
 
             fn __eventwire_build(
                 __eventwire_state: &#p::StateMap,
@@ -121,7 +130,7 @@ pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream
                 name: #name,
                 function: ::core::concat!(::core::module_path!(), "::", #fn_name),
                 topic: #topic,
-                event: #event_name,
+                event: #as_event::NAME,
                 options: #options,
                 build: __eventwire_build,
             };
@@ -129,32 +138,74 @@ pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream
     }
 }
 
-/// A const assertion that the written topic equals the event type's topic;
-/// its message names both, and it points at the written literal.
-fn topic_assertion(lit: &syn::LitStr, ev_ty: &syn::Type) -> TokenStream {
+/// Compile-time checks against the event type, each spanned on the option
+/// it is about, with a message that names the fix:
+/// - a written topic equals the event type's topic;
+/// - `ordered` needs an event with a key;
+/// - `dead_letter` is not the event type's own topic.
+fn assertions(o: &Options, h: &Handler<'_>, as_event: &TokenStream) -> TokenStream {
     let p = quote!(::eventwire::__private);
-    let ty_name = ev_ty.to_token_stream().to_string().replace(' ', "");
-    quote_spanned! {lit.span()=>
-        const _: () = {
-            const __EVENTWIRE_WRITTEN: &str = #lit;
-            const __EVENTWIRE_ACTUAL: &str = <#ev_ty as #p::Event>::TOPIC;
-            const __EVENTWIRE_PARTS: &[&str] = &[
-                "handler topic `", __EVENTWIRE_WRITTEN, "` does not match `", #ty_name,
-                "::TOPIC` (`", __EVENTWIRE_ACTUAL, "`)",
-            ];
-            const __EVENTWIRE_LEN: usize = #p::concat_len(__EVENTWIRE_PARTS);
-            const __EVENTWIRE_MESSAGE: [u8; __EVENTWIRE_LEN] =
-                #p::concat_bytes::<__EVENTWIRE_LEN>(__EVENTWIRE_PARTS);
-            if !#p::str_eq(__EVENTWIRE_WRITTEN, __EVENTWIRE_ACTUAL) {
-                ::core::panic!("{}", #p::bytes_str(&__EVENTWIRE_MESSAGE));
-            }
-        };
+    let ev_ty = h.event().expect("checked").ty;
+    let ty_name = tokens(ev_ty);
+    let mut out = TokenStream::new();
+    if let Some(lit) = &o.topic {
+        out.extend(quote_spanned! {lit.span()=>
+            const _: () = {
+                const __EVENTWIRE_WRITTEN: &str = #lit;
+                const __EVENTWIRE_ACTUAL: &str = match #as_event::TOPIC {
+                    ::core::option::Option::Some(__eventwire_topic) => __eventwire_topic,
+                    ::core::option::Option::None => __EVENTWIRE_WRITTEN,
+                };
+                const __EVENTWIRE_PARTS: &[&str] = &[
+                    "handler topic `", __EVENTWIRE_WRITTEN, "` does not match `", #ty_name,
+                    "::TOPIC` (`", __EVENTWIRE_ACTUAL, "`): change the literal to \"",
+                    __EVENTWIRE_ACTUAL, "\", or remove `topic` (a handler's topic defaults to its event type's)",
+                ];
+                const __EVENTWIRE_LEN: usize = #p::concat_len(__EVENTWIRE_PARTS);
+                const __EVENTWIRE_MESSAGE: [u8; __EVENTWIRE_LEN] =
+                    #p::concat_bytes::<__EVENTWIRE_LEN>(__EVENTWIRE_PARTS);
+                if !#p::str_eq(__EVENTWIRE_WRITTEN, __EVENTWIRE_ACTUAL) {
+                    ::core::panic!("{}", #p::bytes_str(&__EVENTWIRE_MESSAGE));
+                }
+            };
+        });
     }
+    if let Some((true, span)) = &o.ordered {
+        let message = format!(
+            "`ordered` keeps the order of events with the same key, but `{ty_name}` has no key: mark one of its fields `#[event(key)]`, or remove `ordered`"
+        );
+        out.extend(quote_spanned! {*span=>
+            const _: () = {
+                if !#as_event::HAS_KEY {
+                    ::core::panic!("{}", #message);
+                }
+            };
+        });
+    }
+    if let (Some(lit), None) = (&o.dead_letter, &o.topic) {
+        let dl = lit.value();
+        let message = check::own_dead_letter_message(
+            &dl,
+            &format!("is `{ty_name}::TOPIC`, the topic this handler consumes"),
+            &format!("eventwire.dlq.{dl}"),
+        );
+        out.extend(quote_spanned! {lit.span()=>
+            const _: () = {
+                if let ::core::option::Option::Some(__eventwire_topic) = #as_event::TOPIC {
+                    if #p::str_eq(__eventwire_topic, #lit) {
+                        ::core::panic!("{}", #message);
+                    }
+                }
+            };
+        });
+    }
+    out
 }
 
-fn nanos(d: Duration) -> TokenStream {
-    let n = d.as_nanos() as u64;
-    quote!(::eventwire::__private::Duration::from_nanos(#n))
+/// A `Duration` literal; seconds and nanoseconds so that no length is truncated.
+fn duration(d: Duration) -> TokenStream {
+    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+    quote!(::eventwire::__private::Duration::new(#secs, #nanos))
 }
 
 fn options(o: &Options) -> TokenStream {
@@ -171,7 +222,7 @@ fn options(o: &Options) -> TokenStream {
     }
     if let Some(lit) = &o.backoff {
         let (initial, max) = check::backoff(lit).expect("checked");
-        let (initial, max) = (nanos(initial), nanos(max));
+        let (initial, max) = (duration(initial), duration(max));
         let v = some(quote!(#p::Backoff { initial: #initial, max: #max }));
         fields.push(quote!(backoff: #v));
     }
@@ -179,7 +230,7 @@ fn options(o: &Options) -> TokenStream {
         let v = match check::timeout(lit).expect("checked") {
             None => quote!(#p::TimeoutSetting::Never),
             Some(d) => {
-                let d = nanos(d);
+                let d = duration(d);
                 quote!(#p::TimeoutSetting::After(#d))
             }
         };

@@ -24,9 +24,15 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             return out;
         }
     };
+    let handler = ast::Handler::from_syn(&func);
+    if handler.has_bare_state() {
+        // `State` without its type: the compiler's own error on the user's
+        // token ("missing generics for struct `State`", with the fix) is
+        // exact, and any error of ours would come on top of it.
+        return item;
+    }
     let cx = Ctxt::default();
     let options = attr::parse(&cx, args);
-    let handler = ast::Handler::from_syn(&func);
     check::check(&cx, &options, &handler);
     if cx.has_errors() {
         let mut out = func.to_token_stream();

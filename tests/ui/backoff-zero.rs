@@ -1,0 +1,12 @@
+use eventwire::prelude::*;
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(topic = "orders.created")]
+struct OrderCreated {
+    id: u64,
+}
+
+#[handler(backoff = "0ms")]
+async fn on_order(_evt: OrderCreated) {}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use eventwire::prelude::*;
+
+#[derive(Serialize, Deserialize, Event)]
+#[event(topic = "orders.created")]
+struct OrderCreated {
+    id: u64,
+}
+
+#[handler]
+async fn on_order(_evt: OrderCreated) -> Result<(), String> {
+    Err("out of stock".to_string())
+}
+
+fn main() {}

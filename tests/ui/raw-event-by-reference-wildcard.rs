@@ -1,0 +1,6 @@
+use eventwire::prelude::*;
+
+#[handler(topic = "orders.>")]
+async fn audit(_evt: &RawEvent) {}
+
+fn main() {}
