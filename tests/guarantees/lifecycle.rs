@@ -50,7 +50,7 @@ const CONCURRENCY: usize = 20;
 /// events handed back at shutdown to that dead request, and then they come
 /// back only after the ack wait (30 s by default: a runtime gap, reported).
 /// A short ack wait bounds that; what is tested is that none is lost.
-const HANDBACK: &str = "ack_wait=3s";
+const HANDBACK: &str = "ack_wait=2s";
 
 #[handler(group = "g-drain", concurrency = 20, timeout = "none")]
 async fn drain_task(
