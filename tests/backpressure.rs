@@ -19,6 +19,7 @@ static SLOW_DONE: AtomicU32 = AtomicU32::new(0);
 
 #[handler(group = "slow-consumer")]
 async fn slow_consumer(_job: Job) {
+    // The handler's work: slower than the producer.
     tokio::time::sleep(Duration::from_millis(1)).await;
     SLOW_DONE.fetch_add(1, Ordering::SeqCst);
 }
@@ -53,6 +54,8 @@ async fn a_slow_handler_bounds_the_queue_and_loses_nothing() {
     while !producer.is_finished() {
         max_queued = max_queued.max(bus.queued("slow-consumer__slow_consumer"));
         max_outstanding = max_outstanding.max(bus.outstanding());
+        // A sampling interval while the producer runs, not a wait for an
+        // outcome: the loop ends on the producer finishing.
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
     producer.await.unwrap();

@@ -35,6 +35,7 @@ impl Ledger {
 #[handler(group = "ledger", concurrency = 32, timeout = "none")]
 async fn apply_transfer(evt: Transfer, State(ledger): State<Ledger>) {
     *ledger.deliveries.lock().unwrap() += 1;
+    // The handler's work: long enough to be cut off mid-event.
     tokio::time::sleep(Duration::from_millis(1)).await;
     *ledger.applied.lock().unwrap().entry(evt.n).or_default() += 1;
 }
@@ -188,7 +189,13 @@ async fn kill_9_of_the_server_loses_no_acknowledged_event() {
         .await;
         let pid = server.pid();
         server.kill(); // SIGKILL, by PID
-        tokio::time::sleep(Duration::from_millis(500)).await;
+                       // Down until the client has noticed: publishes meet a dead server.
+        eventually(
+            Duration::from_secs(30),
+            "the client to see the outage",
+            || transport.stats().disconnects >= 1,
+        )
+        .await;
         server.restart();
         assert_ne!(server.pid(), pid);
         let failed = tokio::time::timeout(Duration::from_secs(120), producer)
