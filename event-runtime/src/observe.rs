@@ -71,7 +71,9 @@ pub struct HandlerRun {
 /// Receives every [`HandlerRun`] of an app (the test harness records them;
 /// an exporter can turn them into metrics).
 pub trait Observer: Send + Sync + 'static {
-    /// Called after every attempt, once its outcome is settled.
+    /// Called after every attempt, once its outcome is known and before the
+    /// delivery is settled: a transport that reports an event settled (an
+    /// idle in-memory bus) has reported its run here first.
     fn handler_finished(&self, run: &HandlerRun);
 }
 

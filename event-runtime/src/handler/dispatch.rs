@@ -111,25 +111,27 @@ impl HandlerRuntime {
             return;
         };
         let result = self.attempt(&envelope, attempt, &acker).await;
-        let outcome = match self.judge(result, attempt) {
+        // Each outcome is recorded before the delivery is settled: once a
+        // transport sees the event settled (an idle bus), its run is on record.
+        match self.judge(result, attempt) {
             Verdict::Done => {
                 self.settle_claim(&envelope, true).await;
+                self.finish(&envelope, attempt, Outcome::Succeeded, started.elapsed());
                 settle(acker.ack(), self.name, "ack").await;
-                Outcome::Succeeded
             }
             Verdict::Retry(error) => {
                 self.settle_claim(&envelope, false).await;
                 let delay = self.retry.backoff.delay(attempt);
+                let outcome = retrying(self.name, &envelope, attempt, error, delay);
+                self.finish(&envelope, attempt, outcome, started.elapsed());
                 settle(acker.nak(delay), self.name, "nak").await;
-                retrying(self.name, &envelope, attempt, error, delay)
             }
             Verdict::GiveUp(error) => {
                 self.settle_claim(&envelope, false).await;
-                self.give_up(&envelope, attempt, stream_sequence, error, acker)
-                    .await
+                self.give_up(&envelope, attempt, stream_sequence, error, acker, started)
+                    .await;
             }
-        };
-        self.finish(&envelope, attempt, outcome, started.elapsed());
+        }
     }
 
     async fn process_in_place(&self, delivery: Delivery) {
@@ -148,16 +150,14 @@ impl HandlerRuntime {
             match self.judge(result, attempt) {
                 Verdict::Done => {
                     self.settle_claim(&envelope, true).await;
-                    settle(acker.ack(), self.name, "ack").await;
                     self.finish(&envelope, attempt, Outcome::Succeeded, started.elapsed());
+                    settle(acker.ack(), self.name, "ack").await;
                     return;
                 }
                 Verdict::GiveUp(error) => {
                     self.settle_claim(&envelope, false).await;
-                    let outcome = self
-                        .give_up(&envelope, attempt, stream_sequence, error, acker)
+                    self.give_up(&envelope, attempt, stream_sequence, error, acker, started)
                         .await;
-                    self.finish(&envelope, attempt, outcome, started.elapsed());
                     return;
                 }
                 Verdict::Retry(error) => {
@@ -204,19 +204,19 @@ impl HandlerRuntime {
             Claim::Run => Some(acker),
             Claim::Done => {
                 tracing::debug!(handler = self.name, event_id = %envelope.id, "duplicate delivery skipped");
-                settle(acker.ack(), self.name, "ack").await;
                 self.finish(envelope, attempt, Outcome::Duplicate, Duration::ZERO);
+                settle(acker.ack(), self.name, "ack").await;
                 None
             }
             Claim::Busy => {
                 let delay = self.retry.backoff.initial.max(Duration::from_millis(100));
-                settle(acker.nak(delay), self.name, "nak").await;
                 self.finish(
                     envelope,
                     attempt,
                     Outcome::Deferred { delay },
                     Duration::ZERO,
                 );
+                settle(acker.nak(delay), self.name, "nak").await;
                 None
             }
         }
@@ -296,7 +296,8 @@ impl HandlerRuntime {
         stream_sequence: Option<u64>,
         error: HandlerError,
         acker: AckHandle,
-    ) -> Outcome {
+        started: Instant,
+    ) {
         let text = error.to_string();
         let letter = DeadLetter {
             envelope: envelope.clone(),
@@ -322,11 +323,12 @@ impl HandlerRuntime {
                     error = %text,
                     "event dead-lettered"
                 );
-                settle(acker.term(), self.name, "term").await;
-                Outcome::DeadLettered {
+                let outcome = Outcome::DeadLettered {
                     error: text,
                     kind: error.kind(),
-                }
+                };
+                self.finish(envelope, attempt, outcome, started.elapsed());
+                settle(acker.term(), self.name, "term").await;
             }
             Err(dl_error) => {
                 // Never acknowledge an event whose dead letter was not stored.
@@ -337,12 +339,13 @@ impl HandlerRuntime {
                     dead_letter_error = %dl_error,
                     "dead letter failed; event left for redelivery"
                 );
-                let delay = self.retry.backoff.delay(attempt);
-                settle(acker.nak(delay), self.name, "nak").await;
-                Outcome::DeadLetterFailed {
+                let outcome = Outcome::DeadLetterFailed {
                     error: text,
                     dead_letter_error: dl_error.to_string(),
-                }
+                };
+                self.finish(envelope, attempt, outcome, started.elapsed());
+                let delay = self.retry.backoff.delay(attempt);
+                settle(acker.nak(delay), self.name, "nak").await;
             }
         }
     }
