@@ -437,10 +437,3 @@ impl<E: Into<HandlerError>> IntoHandlerError for E {
         self.into()
     }
 }
-
-/// Converts the error of a handler's `Result`; the types are inferred from
-/// the handler's output, so generated code never names them again (a typo
-/// in the written type is then reported once, on the signature).
-pub fn map_handler_error<T, E: IntoHandlerError>(result: Result<T, E>) -> Result<T, HandlerError> {
-    result.map_err(IntoHandlerError::into_handler_error)
-}

@@ -54,15 +54,19 @@ pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream
         // `Result<T, E>`: `E` is converted on its own, so that an error
         // type that does not convert is reported on `E`.
         Some(ret) if check::result_types(h).is_some() => {
-            let (_, err) = check::result_types(h).expect("checked");
-            // The types are inferred from the handler's output, never written
-            // again: a typo in them is reported once, on the signature.
-            let convert = quote_spanned!(err.span()=> #p::map_handler_error);
-            let into = quote_spanned!(ret.span()=> #p::IntoHandlerResult::into_handler_result);
-            quote!(|__eventwire_result| #into(#convert(__eventwire_result)))
+            let (ok, err) = check::result_types(h).expect("checked");
+            let converted = quote_spanned! {err.span()=>
+                ::core::result::Result::map_err(__eventwire_result, |__eventwire_error| {
+                    <#err as #p::IntoHandlerError>::into_handler_error(__eventwire_error)
+                })
+            };
+            let into = quote_spanned! {ret.span()=>
+                <::core::result::Result<#ok, #p::HandlerError> as #p::IntoHandlerResult>::into_handler_result
+            };
+            quote!(|__eventwire_result: #ret| #into(#converted))
         }
         Some(ret) => {
-            quote_spanned!(ret.span()=> #p::IntoHandlerResult::into_handler_result)
+            quote_spanned!(ret.span()=> <#ret as #p::IntoHandlerResult>::into_handler_result)
         }
         None => quote!(#p::IntoHandlerResult::into_handler_result),
     };

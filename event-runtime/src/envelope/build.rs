@@ -108,6 +108,15 @@ impl Envelope {
         source: Arc<str>,
         options: PublishOptions,
     ) -> Result<Envelope, PublishError> {
+        // `#[derive(Event)]` checks its topic literal; this catches a
+        // hand-written `impl Event` with a wildcard or server API subject, at
+        // compile time and at no cost per event.
+        const {
+            assert!(
+                crate::topic::is_valid_topic(E::TOPIC),
+                "the `TOPIC` of this `Event` impl is not a valid topic: dot-separated tokens of `a-z`, `0-9`, `_` and `-`"
+            )
+        };
         let payload = event.encode()?;
         let id = match options.id {
             Some(id) if id.is_empty() => return Err(PublishError::EmptyId),

@@ -117,6 +117,15 @@ pub struct ProvisionPlan {
     pub dead_letter_topics: Vec<&'static str>,
 }
 
+/// Checks a topic at the transport boundary, before anything is sent:
+/// every transport calls it for every publish and dead letter, so an
+/// envelope built by hand (`Transport::publish` is public) cannot reach a
+/// wildcard, an upper-case or a server API subject (`$JS.API...`).
+/// Allocation-free on the valid path.
+pub fn check_topic(topic: &str) -> Result<(), PublishError> {
+    crate::topic::validate_topic(topic).map_err(PublishError::Topic)
+}
+
 /// Moves envelopes between publishers and handlers.
 pub trait Transport: Send + Sync + 'static {
     /// Short name (`memory`, `nats`, `jetstream`) used in errors.

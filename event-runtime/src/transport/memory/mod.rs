@@ -37,7 +37,7 @@ use crate::error::{PublishError, TransportError};
 use crate::stop::StopSignal;
 use crate::topic::matches;
 use crate::transport::{
-    Capabilities, Completion, ConsumerSpec, PublishFuture, Subscription, Transport,
+    check_topic, Capabilities, Completion, ConsumerSpec, PublishFuture, Subscription, Transport,
 };
 
 /// Default queue capacity of one consumer.
@@ -341,6 +341,9 @@ impl Transport for MemoryTransport {
         if self.inner.closed.is_stopped() {
             return Completion::ready(Err(PublishError::closed(&envelope.topic)));
         }
+        if let Err(e) = check_topic(&envelope.topic) {
+            return Completion::ready(Err(e));
+        }
         let envelope = Arc::new(envelope);
         if let Some(log) = &self.inner.published {
             log.lock()
@@ -422,6 +425,9 @@ impl Transport for MemoryTransport {
     }
 
     fn dead_letter(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), PublishError>> {
+        if let Err(e) = check_topic(&letter.topic) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
         self.inner
             .dead_letters
             .lock()

@@ -27,8 +27,8 @@ use crate::envelope::Envelope;
 use crate::error::{PublishError, TransportError, TransportErrorKind};
 use crate::stop::StopSignal;
 use crate::transport::{
-    AckHandle, Acker, Capabilities, Completion, ConsumerSpec, Delivery, PublishFuture, Settle,
-    Subscription, Transport,
+    check_topic, AckHandle, Acker, Capabilities, Completion, ConsumerSpec, Delivery, PublishFuture,
+    Settle, Subscription, Transport,
 };
 
 /// The core NATS transport (`nats://host:4222`).
@@ -136,6 +136,9 @@ impl Transport for NatsTransport {
         if self.inner.closed.is_stopped() {
             return Completion::ready(Err(PublishError::closed(&envelope.topic)));
         }
+        if let Err(e) = check_topic(&envelope.topic) {
+            return Completion::ready(Err(e));
+        }
         publish_core(
             &self.inner.client,
             &self.inner.config,
@@ -208,6 +211,7 @@ impl Transport for NatsTransport {
 }
 
 async fn publish_dead_letter(inner: &Inner, letter: &DeadLetter) -> Result<(), PublishError> {
+    check_topic(&letter.topic)?;
     let (subject, headers, payload) = wire::dead_letter_message(&inner.config, letter)?;
     inner
         .client

@@ -44,7 +44,8 @@ use crate::error::{PublishError, TransportError, TransportErrorKind};
 use crate::naming::DEAD_LETTER_PATTERN;
 use crate::stop::StopSignal;
 use crate::transport::{
-    Capabilities, Completion, ConsumerSpec, ProvisionPlan, PublishFuture, Subscription, Transport,
+    check_topic, Capabilities, Completion, ConsumerSpec, ProvisionPlan, PublishFuture,
+    Subscription, Transport,
 };
 
 /// How long a pull waits for a heartbeat before the consumer is recreated.
@@ -144,6 +145,7 @@ impl Inner {
         if self.closed.is_stopped() {
             return Err(PublishError::closed(&envelope.topic));
         }
+        check_topic(&envelope.topic)?;
         let headers = wire::headers(envelope, true)?;
         let size = wire::wire_size(&headers, &envelope.payload);
         let topic = envelope.topic.to_string();
@@ -176,6 +178,7 @@ impl Inner {
     }
 
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PublishError> {
+        check_topic(&letter.topic)?;
         let (subject, headers, payload) = wire::dead_letter_message(&self.config, letter)?;
         let topic = letter.topic.clone();
         let err = |e: crate::error::BoxError| {
