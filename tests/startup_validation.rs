@@ -129,3 +129,47 @@ fn transport_urls_are_checked() {
         }))
     ));
 }
+
+#[tokio::test]
+async fn a_publisher_only_app_starts_beside_handlers_it_could_not_run() {
+    // This binary links `replay_everything` (`start = "all"`: no replay on
+    // the memory bus) and `needs_db` (state not given): an app running them
+    // cannot start here, a front end that only publishes can.
+    let bus = eventwire::MemoryTransport::new().with_recording();
+    let app = App::builder()
+        .service("front")
+        .transport(bus.clone())
+        .publisher_only()
+        .build()
+        .await
+        .unwrap();
+    assert!(app.handler_names().is_empty());
+    app.publisher().publish(&Replayed { n: 1 }).await.unwrap();
+    assert_eq!(bus.published().len(), 1);
+    // No consumer was created, so nothing is left queued for one.
+    bus.wait_idle().await;
+    assert_eq!(bus.outstanding(), 0);
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn check_reports_missing_state_as_build_would() {
+    let builder = App::builder()
+        .service("svc")
+        .handlers(HandlerSelection::names(["needs_db"]));
+    let errors = all_errors(builder.check().await.unwrap_err());
+    assert_eq!(
+        errors,
+        [ValidationError::MissingState {
+            handler: "needs_db",
+            type_name: "startup_validation::Db",
+        }]
+    );
+    App::builder()
+        .service("svc")
+        .handlers(HandlerSelection::names(["needs_db"]))
+        .state(Db)
+        .check()
+        .await
+        .unwrap();
+}

@@ -64,6 +64,7 @@ impl Observer for Recorder {
 
 /// Configures a [`TestApp`].
 #[derive(Debug)]
+#[must_use = "a TestAppBuilder does nothing until `build()` is awaited"]
 pub struct TestAppBuilder {
     builder: AppBuilder,
     bus: MemoryTransport,

@@ -100,6 +100,7 @@ impl InMemoryIdempotency {
 
     /// How long a claim holds before it is taken for dead (default 10 min;
     /// keep it above the longest handler run).
+    #[must_use = "the configured store is returned"]
     pub fn with_claim_timeout(self, timeout: Duration) -> Self {
         self.lock().claim_timeout = timeout;
         self

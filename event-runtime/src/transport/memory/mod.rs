@@ -133,17 +133,20 @@ impl MemoryTransport {
     }
 
     /// Sets the queue capacity of every consumer (before the bus is used).
+    #[must_use = "the configured bus is returned; the original is unchanged"]
     pub fn with_capacity(self, capacity: usize) -> Self {
         self.rebuild(|c| c.0 = capacity)
     }
 
     /// Fails a publish with [`PublishError::Backpressure`] when a queue stays
     /// full this long, instead of waiting indefinitely.
+    #[must_use = "the configured bus is returned; the original is unchanged"]
     pub fn with_publish_timeout(self, timeout: Duration) -> Self {
         self.rebuild(|c| c.1 = Some(timeout))
     }
 
     /// Records every published envelope, for [`MemoryTransport::published`].
+    #[must_use = "the configured bus is returned; the original is unchanged"]
     pub fn with_recording(self) -> Self {
         self.rebuild(|c| c.2 = true)
     }

@@ -127,6 +127,7 @@ impl Default for StreamSettings {
 /// assert!(!format!("{config:?}").contains("secret"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
+#[must_use = "a NatsConfig does nothing until a transport connects with it"]
 pub struct NatsConfig {
     /// Server URLs; the client connects to one and fails over to the others.
     pub servers: Vec<String>,
