@@ -55,15 +55,18 @@ pub(crate) fn expand(func: &ItemFn, o: &Options, h: &Handler<'_>) -> TokenStream
         // type that does not convert is reported on `E`.
         Some(ret) if check::result_types(h).is_some() => {
             let (ok, err) = check::result_types(h).expect("checked");
+            // `E` is inferred, never written again: a typo in it is then
+            // reported once, on the signature. The path is spelled out
+            // inside `quote_spanned!` so that all of it carries `E`'s span.
             let converted = quote_spanned! {err.span()=>
                 ::core::result::Result::map_err(__eventwire_result, |__eventwire_error| {
-                    <#err as #p::IntoHandlerError>::into_handler_error(__eventwire_error)
+                    ::eventwire::__private::IntoHandlerError::into_handler_error(__eventwire_error)
                 })
             };
             let into = quote_spanned! {ret.span()=>
                 <::core::result::Result<#ok, #p::HandlerError> as #p::IntoHandlerResult>::into_handler_result
             };
-            quote!(|__eventwire_result: #ret| #into(#converted))
+            quote!(|__eventwire_result| #into(#converted))
         }
         Some(ret) => {
             quote_spanned!(ret.span()=> <#ret as #p::IntoHandlerResult>::into_handler_result)
