@@ -100,3 +100,14 @@ async fn bad_arguments_explain_themselves() {
         other => panic!("expected a usage error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn help_succeeds_and_usage_errors_fail() {
+    use std::process::ExitCode;
+    let code = eventwire::cli::main_with_args(builder(), ["helpdesk", "--help"]).await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    let code = eventwire::cli::main_with_args(builder(), ["helpdesk", "describe", "--help"]).await;
+    assert_eq!(code, ExitCode::SUCCESS);
+    let code = eventwire::cli::main_with_args(builder(), ["helpdesk", "bogus"]).await;
+    assert_eq!(code, ExitCode::FAILURE);
+}

@@ -173,3 +173,36 @@ async fn check_reports_missing_state_as_build_would() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn errors_read_well_from_main_and_never_show_secrets() {
+    // `fn main() -> eventwire::Result<()>` prints the error with `Debug`.
+    let err = App::builder()
+        .transport_url("nats://alice:s3cret@127.0.0.1:1?bogus=1&token=t0k3n")
+        .unwrap_err();
+    let shown = format!("{err:?}");
+    assert!(shown.starts_with("invalid transport URL `nats://alice:***@127.0.0.1:1?bogus=1&token=***`"), "{shown}");
+    assert!(shown.contains("unknown option `bogus`"), "{shown}");
+    for secret in ["s3cret", "t0k3n"] {
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(!err.to_string().contains(secret), "{err}");
+    }
+
+    // A failure with causes prints each of them once, one per line.
+    let err = App::builder()
+        .service("svc")
+        .handlers(HandlerSelection::none())
+        .transport_url("nats://127.0.0.1:1?connect_timeout=500ms")
+        .unwrap()
+        .build()
+        .await
+        .unwrap_err();
+    let shown = format!("{err:?}");
+    assert!(
+        shown.starts_with("cannot connect to NATS at nats://127.0.0.1:1\n\nCaused by:\n    0: "),
+        "{shown}"
+    );
+    assert!(!shown.contains("Transport("), "not the derived Debug: {shown}");
+    let first_cause = shown.lines().nth(3).unwrap().trim_start_matches("    0: ");
+    assert_eq!(shown.matches(first_cause).count(), 1, "{shown}");
+}

@@ -116,21 +116,38 @@ where
 }
 
 /// [`execute`] with the process arguments: prints the output, or the error
-/// on stderr, and returns the exit code (1 on any problem).
+/// on stderr, and returns the exit code (1 on any problem; 0 for `--help`).
 pub async fn main(builder: AppBuilder) -> ExitCode {
-    match execute(builder, std::env::args_os()).await {
+    main_with_args(builder, std::env::args_os()).await
+}
+
+/// [`main`] with the given arguments (the first item is the program name).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let code = eventwire::cli::main_with_args(eventwire::App::builder(), ["svc", "--help"]).await;
+/// assert_eq!(code, std::process::ExitCode::SUCCESS);
+/// # }
+/// ```
+pub async fn main_with_args<I, T>(builder: AppBuilder, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match execute(builder, args).await {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
         }
-        // `--help` and `--version` arrive as clap errors whose text is the
-        // output asked for: print it on stdout and succeed.
+        // `--help` arrives as a clap error whose text is the output asked
+        // for: print it on stdout and succeed.
         Err(Error::Cli(e)) if !e.use_stderr() => {
             print!("{e}");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{e:?}");
             ExitCode::FAILURE
         }
     }

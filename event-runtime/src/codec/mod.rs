@@ -43,7 +43,7 @@ impl fmt::Display for Format {
 
 /// An event could not be encoded.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot encode `{event}` as {format}: {source}")]
+#[error("cannot encode `{event}` as {format}")]
 pub struct EncodeError {
     /// Rust name of the event type.
     pub event: &'static str,
@@ -58,7 +58,7 @@ pub struct EncodeError {
 
 /// A payload could not be decoded into an event type.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot decode `{event}` (schema version {version}, {format}): {kind}")]
+#[error("cannot decode `{event}` (schema version {version}, {format})")]
 pub struct DecodeError {
     /// Rust name of the event type that was asked for.
     pub event: &'static str,
@@ -92,6 +92,45 @@ pub enum DecodeErrorKind {
         expected: &'static str,
     },
     /// The codec rejected the bytes.
-    #[error("malformed payload: {0}")]
+    #[error("malformed payload")]
     Malformed(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every cause of a chain, each printed once (`HandlerError`, anyhow and
+    /// `eventwire::Error`'s `Debug` walk `source()`).
+    fn chain(e: &dyn std::error::Error) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(e) = next {
+            out.push(e.to_string());
+            next = e.source();
+        }
+        out
+    }
+
+    #[test]
+    fn a_decode_error_names_each_cause_once() {
+        let cause = serde_json::from_slice::<u32>(b"").unwrap_err();
+        let detail = cause.to_string();
+        let e = DecodeError {
+            event: "OrderCreated",
+            version: 1,
+            format: Format::Json,
+            kind: DecodeErrorKind::Malformed(Box::new(cause)),
+        };
+        let chain = chain(&e);
+        assert_eq!(
+            chain,
+            [
+                "cannot decode `OrderCreated` (schema version 1, json)".to_owned(),
+                "malformed payload".to_owned(),
+                detail.clone(),
+            ]
+        );
+        assert_eq!(chain.join(": ").matches(&detail).count(), 1);
+    }
 }
