@@ -181,7 +181,10 @@ async fn errors_read_well_from_main_and_never_show_secrets() {
         .transport_url("nats://alice:s3cret@127.0.0.1:1?bogus=1&token=t0k3n")
         .unwrap_err();
     let shown = format!("{err:?}");
-    assert!(shown.starts_with("invalid transport URL `nats://alice:***@127.0.0.1:1?bogus=1&token=***`"), "{shown}");
+    assert!(
+        shown.starts_with("invalid transport URL `nats://alice:***@127.0.0.1:1?bogus=1&token=***`"),
+        "{shown}"
+    );
     assert!(shown.contains("unknown option `bogus`"), "{shown}");
     for secret in ["s3cret", "t0k3n"] {
         assert!(!shown.contains(secret), "{shown}");
@@ -202,7 +205,10 @@ async fn errors_read_well_from_main_and_never_show_secrets() {
         shown.starts_with("cannot connect to NATS at nats://127.0.0.1:1\n\nCaused by:\n    0: "),
         "{shown}"
     );
-    assert!(!shown.contains("Transport("), "not the derived Debug: {shown}");
+    assert!(
+        !shown.contains("Transport("),
+        "not the derived Debug: {shown}"
+    );
     let first_cause = shown.lines().nth(3).unwrap().trim_start_matches("    0: ");
     assert_eq!(shown.matches(first_cause).count(), 1, "{shown}");
 }
