@@ -180,7 +180,7 @@ async fn share_work(
     if rec.arrived(&ctx, me, evt.n) == Arrival::Sentinel {
         return;
     }
-    if evt.n % 64 == 0 {
+    if evt.n.is_multiple_of(64) {
         tokio::task::yield_now().await;
     }
     rec.applied(&ctx, evt.n);
