@@ -233,12 +233,23 @@ impl<'a> Description<'a> {
 fn message(e: &EventDescriptor) -> Value {
     let mut properties = Map::new();
     let mut required = Vec::new();
+    let mut flattened = Vec::new();
     for f in e.fields {
         if f.name.contains('.') {
             continue; // enum variant fields: described by the variant list below
         }
-        properties.insert(f.name.to_owned(), field_schema(f));
-        if !f.ty.starts_with("Option<") {
+        if f.flatten {
+            // Its keys are written in place of the field: not a property.
+            flattened.push(f.ty);
+            continue;
+        }
+        let schema = match f.constant {
+            Some(value) => json!({ "type": "string", "const": value }),
+            None => field_schema(f),
+        };
+        properties.insert(f.name.to_owned(), schema);
+        // What serde may leave out is not required.
+        if !f.ty.starts_with("Option<") && !f.optional {
             required.push(f.name);
         }
     }
@@ -254,7 +265,19 @@ fn message(e: &EventDescriptor) -> Value {
             .collect();
         json!({ "description": format!("one of the variants {variants:?}") })
     } else {
-        json!({ "type": "object", "properties": properties, "required": required })
+        let mut schema =
+            json!({ "type": "object", "properties": properties, "required": required });
+        if !flattened.is_empty() {
+            schema["description"] = json!(format!(
+                "also holds the keys of {} (`#[serde(flatten)]`)",
+                flattened
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        schema
     };
     json!({
         "name": e.name,
@@ -335,5 +358,68 @@ fn yaml(v: &Value, indent: usize, out: &mut String) {
             }
         }
         scalar => out.push_str(&format!(" {scalar}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Format;
+
+    const fn field(name: &'static str, ty: &'static str) -> FieldDescriptor {
+        FieldDescriptor {
+            name,
+            ty,
+            tag: None,
+            protobuf: None,
+            optional: false,
+            flatten: false,
+            constant: None,
+        }
+    }
+
+    static FIELDS: [FieldDescriptor; 5] = [
+        field("orderId", "String"),
+        FieldDescriptor {
+            optional: true,
+            ..field("note", "String")
+        },
+        field("discount", "Option<u32>"),
+        FieldDescriptor {
+            flatten: true,
+            ..field("meta", "Meta")
+        },
+        FieldDescriptor {
+            constant: Some("OrderPlaced"),
+            ..field("kind", "tag")
+        },
+    ];
+
+    static EVENT: EventDescriptor = EventDescriptor {
+        name: "OrderPlaced",
+        type_path: "shop::OrderPlaced",
+        topic: "orders.placed",
+        version: 1,
+        format: Format::Json,
+        key_field: None,
+        upcast_from: None,
+        fields: &FIELDS,
+        json_schema: || None,
+    };
+
+    #[test]
+    fn payloads_follow_what_serde_writes() {
+        let payload = &message(&EVENT)["payload"];
+        assert_eq!(payload["required"], json!(["orderId", "kind"]));
+        assert_eq!(
+            payload["properties"]["kind"],
+            json!({ "type": "string", "const": "OrderPlaced" })
+        );
+        assert!(payload["properties"].get("meta").is_none(), "{payload}");
+        assert!(
+            payload["description"].as_str().unwrap().contains("`Meta`"),
+            "{payload}"
+        );
+        assert_eq!(payload["properties"]["note"], json!({ "type": "string" }));
     }
 }
