@@ -309,6 +309,7 @@ impl AppBuilder {
                     observer: self.observer.clone(),
                     counters: HandlerCounters::default(),
                     idempotency: idempotency.clone(),
+                    deferrals: Default::default(),
                 };
                 (spec, runtime)
             })

@@ -7,7 +7,13 @@
 //! acknowledged without running the handler) or when another delivery of the
 //! same event is running right now (this one is handed back for later). After
 //! a success the key is recorded as completed; after a failure the claim is
-//! released so a retry can run. The window that remains (a crash after the
+//! released so a retry can run; a run stopped at the shutdown deadline
+//! releases it too (when its worker is dropped), so the event's next
+//! delivery runs at once, in this instance or in another sharing the store.
+//! A delivery handed back because the claim is busy (a *deferral*) comes
+//! again after 100 ms, then 200, 400 ms, ... at most 5 s, and is not counted
+//! as an attempt (see [`Context::attempt`](crate::Context::attempt)).
+//! The window that remains (a crash after the
 //! side effect, before the record) can only be closed by recording in the
 //! same transaction as the side effect: implement [`IdempotencyStore`] on
 //! your database for that.

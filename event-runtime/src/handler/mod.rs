@@ -2,6 +2,7 @@
 //! errors it returns, and the policy that runs it.
 
 mod context;
+mod deferral;
 pub(crate) mod dispatch;
 pub(crate) mod erased;
 mod error;
