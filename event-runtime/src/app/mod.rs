@@ -7,6 +7,7 @@
 
 mod builder;
 mod error;
+mod horizon;
 mod url;
 
 use std::future::Future;

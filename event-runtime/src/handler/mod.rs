@@ -13,7 +13,7 @@ pub(crate) mod options;
 pub use context::{Context, RawEvent};
 pub use error::{HandlerError, IntoHandlerResult};
 pub use extract::{FromContext, MissingState, State, StateMap};
-pub use idempotency::{Claim, IdempotencyKey, IdempotencyStore, InMemoryIdempotency};
+pub use idempotency::{Claim, IdempotencyKey, IdempotencyStore, InMemoryIdempotency, Retention};
 pub use options::{HandlerDescriptor, HandlerOptions};
 
 pub use crate::delivery::{Backoff, HandlerErrorKind, RetryPolicy, StartPosition};
