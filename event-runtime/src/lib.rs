@@ -45,7 +45,7 @@ pub use error::{BoxError, PublishError, TransportError, TransportErrorKind};
 pub use event::{Event, EventDescriptor, EventKey, FieldDescriptor, UpcastFrom};
 pub use handler::{
     Claim, Context, HandlerDescriptor, HandlerError, HandlerOptions, IdempotencyKey,
-    IdempotencyStore, InMemoryIdempotency, RawEvent, State,
+    IdempotencyStore, InMemoryIdempotency, RawEvent, Retention, State,
 };
 pub use observe::{HandlerMetrics, HandlerRun, Metrics, Observer, Outcome};
 pub use publisher::Publisher;

@@ -18,7 +18,9 @@ pub enum Outcome {
     /// duplicate publish); acknowledged without running the handler.
     Duplicate,
     /// Another delivery of the same event was running; this one was handed
-    /// back to the transport, to come again after `delay`.
+    /// back to the transport, to come again after `delay` (growing with each
+    /// deferral of the delivery). Not an attempt: the handler did not run,
+    /// and the next attempt number does not count it.
     Deferred {
         /// Delay before it comes again.
         delay: Duration,

@@ -141,6 +141,16 @@ pub enum ValidationError {
     /// The service or a group name cannot be used in subjects and consumer names.
     #[error(transparent)]
     InvalidName(#[from] TopicError),
+    /// The idempotency store forgets a completed event before the transport
+    /// redelivers one whose acknowledgement was lost: every such copy would
+    /// run its handler again.
+    #[error("the idempotency store forgets a completed event after {}, sooner than the transport redelivers an unacknowledged one (ack wait {}): keep completed events longer (`InMemoryIdempotency::with_retention`), at least the redelivery horizon (ack wait x attempts)", humantime::format_duration(*.retention), humantime::format_duration(*.ack_wait))]
+    IdempotencyRetention {
+        /// How long the store keeps a completed event.
+        retention: std::time::Duration,
+        /// The transport's ack wait.
+        ack_wait: std::time::Duration,
+    },
     /// A handler takes `State<T>` that was never given to the builder.
     #[error("handler `{handler}` takes `State<{type_name}>`, but no value of that type was given to the builder with `.state(...)`")]
     MissingState {

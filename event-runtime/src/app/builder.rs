@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::error::Result;
+use super::horizon::{check_horizons, warn_process_local_guard, HandlerHorizon};
 use super::url::{parse_url, TransportChoice};
 use super::{App, DEFAULT_SHUTDOWN_TIMEOUT, URL_ENV};
 use crate::handler::dispatch::HandlerRuntime;
@@ -216,11 +217,13 @@ impl AppBuilder {
     /// to learn its capabilities, then closed).
     pub async fn check(&self) -> Result<()> {
         let (transport, owned) = self.resolve_transport().await?;
-        let result = self.validate(
-            &self.registry_or_global(),
-            &*transport,
-            &self.service_name(),
-        );
+        let service = self.service_name();
+        let result = self
+            .validate(&self.registry_or_global(), &*transport, &service)
+            .and_then(|handlers| {
+                let descriptors: Vec<_> = handlers.iter().map(|(d, _)| *d).collect();
+                self.check_guard(&*transport, &service, &descriptors)
+            });
         if owned {
             transport.close().await?;
         }
@@ -279,6 +282,8 @@ impl AppBuilder {
         let handlers = self.validate(&registry, &*transport, &service)?;
         let publisher = Publisher::new(transport.clone(), service.clone());
         let idempotency = self.idempotency_store(self.capabilities(&*transport));
+        let descriptors: Vec<&'static HandlerDescriptor> =
+            handlers.iter().map(|(d, _)| *d).collect();
         let runtimes: Vec<(ConsumerSpec, HandlerRuntime)> = handlers
             .into_iter()
             .map(|(d, handler)| {
@@ -309,6 +314,7 @@ impl AppBuilder {
                     observer: self.observer.clone(),
                     counters: HandlerCounters::default(),
                     idempotency: idempotency.clone(),
+                    deferrals: Default::default(),
                 };
                 (spec, runtime)
             })
@@ -316,6 +322,8 @@ impl AppBuilder {
         transport
             .prepare(&provision_plan(&registry, &runtimes))
             .await?;
+        // After `prepare`: the transport knows the stream's duplicate window.
+        self.check_guard(&*transport, &service, &descriptors)?;
 
         let stop = StopSignal::default();
         let mut tasks = JoinSet::new();
@@ -356,6 +364,38 @@ impl AppBuilder {
             stop,
             shutdown_timeout: self.shutdown_timeout,
         })
+    }
+
+    /// The start-up check of the idempotency guard (see `horizon.rs`):
+    /// warns when the default guard is process-local on an at-least-once
+    /// transport, and compares the store's retention with the transport's
+    /// redelivery.
+    fn check_guard(
+        &self,
+        transport: &dyn Transport,
+        service: &str,
+        handlers: &[&'static HandlerDescriptor],
+    ) -> Result<()> {
+        if handlers.is_empty() {
+            return Ok(());
+        }
+        let Some(store) = self.idempotency_store(self.capabilities(transport)) else {
+            return Ok(());
+        };
+        if matches!(self.idempotency, IdempotencyChoice::Default)
+            && transport.redelivery().is_some()
+        {
+            warn_process_local_guard(service, transport);
+        }
+        let horizons: Vec<HandlerHorizon> = handlers
+            .iter()
+            .map(|d| HandlerHorizon {
+                name: d.name,
+                retry: d.options.retry_policy(),
+                timeout: d.options.timeout(),
+            })
+            .collect();
+        check_horizons(&*store, transport, &horizons).map_err(|e| ValidationErrors(vec![e]).into())
     }
 
     fn idempotency_store(&self, caps: Capabilities) -> Option<Arc<dyn IdempotencyStore>> {

@@ -7,6 +7,7 @@
 
 mod builder;
 mod error;
+mod horizon;
 mod url;
 
 use std::future::Future;
@@ -159,7 +160,9 @@ impl App {
     }
 
     /// Stops taking new events, waits for running handlers up to the
-    /// shutdown timeout, stops the rest (their events are redelivered), and
+    /// shutdown timeout, stops the rest (their events are redelivered, and
+    /// their idempotency claims released, so that another instance sharing
+    /// the store runs them at once), and
     /// closes the transport when the app created it. No task is left running.
     pub async fn shutdown(mut self) -> Result<ShutdownReport> {
         let started = Instant::now();

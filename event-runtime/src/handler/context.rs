@@ -65,6 +65,16 @@ impl Context {
     }
 
     /// The attempt number, 1 for the first delivery.
+    ///
+    /// It counts the runs of the handler on this event, as the transport
+    /// counts deliveries (on JetStream, the server's delivery count), less
+    /// the deliveries this process *deferred*: handed back without running
+    /// the handler because another delivery of the event held its
+    /// idempotency claim. A deferral never uses up the retry budget. Two
+    /// limits: a deferral made by another instance of the group is counted
+    /// by the JetStream server and not subtracted here; and a run stopped at
+    /// the shutdown deadline counts on JetStream (the server delivered it),
+    /// not on the in-memory bus (which puts the event back as it was).
     pub fn attempt(&self) -> u32 {
         self.attempt
     }

@@ -12,6 +12,7 @@ use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::deferral::{Deferrals, DEFERRAL_BACKOFF};
 use super::erased::ErasedHandler;
 use super::{Claim, Context, HandlerError, IdempotencyKey, IdempotencyStore};
 use crate::delivery::{DeadLetter, RetryPolicy};
@@ -36,6 +37,8 @@ pub(crate) struct HandlerRuntime {
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) counters: HandlerCounters,
     pub(crate) idempotency: Option<Arc<dyn IdempotencyStore>>,
+    /// Deliveries handed back because their event's claim was busy.
+    pub(crate) deferrals: Deferrals,
 }
 
 enum Verdict {
@@ -107,27 +110,34 @@ impl HandlerRuntime {
             acker,
         } = delivery;
         let started = Instant::now();
-        let Some(acker) = self.claim(&envelope, attempt, acker).await else {
+        let Some((acker, attempt, key)) =
+            self.claim(&envelope, attempt, stream_sequence, acker).await
+        else {
             return;
         };
+        // Declared after the acker, so dropped before it: a worker stopped
+        // mid-handler (shutdown deadline) releases the claim before the
+        // transport sees the delivery handed back.
+        let claim = ClaimGuard { rt: self, key };
         let result = self.attempt(&envelope, attempt, &acker).await;
         // Each outcome is recorded before the delivery is settled: once a
         // transport sees the event settled (an idle bus), its run is on record.
         match self.judge(result, attempt) {
             Verdict::Done => {
-                self.settle_claim(&envelope, true).await;
+                claim.settle(true).await;
+                self.deferrals.forget(&envelope.id, stream_sequence);
                 self.finish(&envelope, attempt, Outcome::Succeeded, started.elapsed());
                 settle(acker.ack(), self.name, "ack").await;
             }
             Verdict::Retry(error) => {
-                self.settle_claim(&envelope, false).await;
+                claim.settle(false).await;
                 let delay = self.retry.backoff.delay(attempt);
                 let outcome = retrying(self.name, &envelope, attempt, error, delay);
                 self.finish(&envelope, attempt, outcome, started.elapsed());
                 settle(acker.nak(delay), self.name, "nak").await;
             }
             Verdict::GiveUp(error) => {
-                self.settle_claim(&envelope, false).await;
+                claim.settle(false).await;
                 self.give_up(&envelope, attempt, stream_sequence, error, acker, started)
                     .await;
             }
@@ -141,21 +151,27 @@ impl HandlerRuntime {
             stream_sequence,
             acker,
         } = delivery;
-        let Some(acker) = self.claim(&envelope, attempt, acker).await else {
+        let Some((acker, first_attempt, key)) =
+            self.claim(&envelope, attempt, stream_sequence, acker).await
+        else {
             return;
         };
+        // Dropped before the acker: see `process`.
+        let claim = ClaimGuard { rt: self, key };
+        attempt = first_attempt;
         loop {
             let started = Instant::now();
             let result = self.attempt(&envelope, attempt, &acker).await;
             match self.judge(result, attempt) {
                 Verdict::Done => {
-                    self.settle_claim(&envelope, true).await;
+                    claim.settle(true).await;
+                    self.deferrals.forget(&envelope.id, stream_sequence);
                     self.finish(&envelope, attempt, Outcome::Succeeded, started.elapsed());
                     settle(acker.ack(), self.name, "ack").await;
                     return;
                 }
                 Verdict::GiveUp(error) => {
-                    self.settle_claim(&envelope, false).await;
+                    claim.settle(false).await;
                     self.give_up(&envelope, attempt, stream_sequence, error, acker, started)
                         .await;
                     return;
@@ -179,37 +195,48 @@ impl HandlerRuntime {
         }
     }
 
-    /// Claims the event with the idempotency guard. Returns the acker when
-    /// the handler should run; otherwise settles the delivery: acknowledged
-    /// when the event was already processed, handed back when another
-    /// delivery of it is running. A store that fails is not trusted to skip
-    /// anything: the handler runs.
+    /// Claims the event with the idempotency guard. Returns the acker, the
+    /// attempt number and the claimed key when the handler should run;
+    /// otherwise settles the delivery: acknowledged when the event was
+    /// already processed, deferred (handed back, with a growing delay) when
+    /// another delivery of it is running. A store that fails is not trusted
+    /// to skip anything: the handler runs, unclaimed.
+    ///
+    /// The attempt number is the transport's less the deferrals of this
+    /// delivery made here (see `deferral.rs`): a deferral is not an attempt.
     async fn claim(
         &self,
         envelope: &Envelope,
-        attempt: u32,
+        delivered: u32,
+        stream_sequence: Option<u64>,
         acker: AckHandle,
-    ) -> Option<AckHandle> {
+    ) -> Option<(AckHandle, u32, Option<IdempotencyKey>)> {
         let Some(store) = &self.idempotency else {
-            return Some(acker);
+            return Some((acker, delivered, None));
         };
-        let claim = match store.claim(&self.key(envelope)).await {
+        let deferred = self.deferrals.count(&envelope.id, stream_sequence);
+        let attempt = delivered.saturating_sub(deferred).max(1);
+        let key = self.key(envelope);
+        let claim = match store.claim(&key).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(handler = self.name, error = %e, "idempotency store claim failed; running the handler");
-                return Some(acker);
+                return Some((acker, attempt, None));
             }
         };
         match claim {
-            Claim::Run => Some(acker),
+            Claim::Run => Some((acker, attempt, Some(key))),
             Claim::Done => {
                 tracing::debug!(handler = self.name, event_id = %envelope.id, "duplicate delivery skipped");
+                self.deferrals.forget(&envelope.id, stream_sequence);
                 self.finish(envelope, attempt, Outcome::Duplicate, Duration::ZERO);
                 settle(acker.ack(), self.name, "ack").await;
                 None
             }
             Claim::Busy => {
-                let delay = self.retry.backoff.initial.max(Duration::from_millis(100));
+                let deferrals = self.deferrals.record(&envelope.id, stream_sequence);
+                let delay = DEFERRAL_BACKOFF.delay(deferrals);
+                tracing::debug!(handler = self.name, event_id = %envelope.id, deferrals, retry_in = ?delay, "another delivery of the event holds its claim; deferred");
                 self.finish(
                     envelope,
                     attempt,
@@ -219,22 +246,6 @@ impl HandlerRuntime {
                 settle(acker.nak(delay), self.name, "nak").await;
                 None
             }
-        }
-    }
-
-    /// Completes (after a success) or releases (after a failure) the claim.
-    async fn settle_claim(&self, envelope: &Envelope, succeeded: bool) {
-        let Some(store) = &self.idempotency else {
-            return;
-        };
-        let key = self.key(envelope);
-        let result = if succeeded {
-            store.complete(&key).await
-        } else {
-            store.release(&key).await
-        };
-        if let Err(e) = result {
-            tracing::warn!(handler = self.name, error = %e, "idempotency store update failed");
         }
     }
 
@@ -327,6 +338,7 @@ impl HandlerRuntime {
                     error: text,
                     kind: error.kind(),
                 };
+                self.deferrals.forget(&envelope.id, stream_sequence);
                 self.finish(envelope, attempt, outcome, started.elapsed());
                 settle(acker.term(), self.name, "term").await;
             }
@@ -362,6 +374,63 @@ impl HandlerRuntime {
                 outcome,
                 elapsed,
             });
+        }
+    }
+}
+
+/// The idempotency claim of a running handler. Settled explicitly after the
+/// attempt (completed or released); dropped unsettled (the worker was
+/// stopped at the shutdown deadline, its future dropped mid-handler), it
+/// releases the claim, so the next delivery of the event, here or in
+/// another instance sharing the store, runs at once instead of being
+/// deferred until the claim times out.
+struct ClaimGuard<'a> {
+    rt: &'a HandlerRuntime,
+    /// `None` when there is nothing to settle (no guard, or a store that failed).
+    key: Option<IdempotencyKey>,
+}
+
+impl ClaimGuard<'_> {
+    /// Completes (after a success) or releases (after a failure) the claim.
+    async fn settle(mut self, succeeded: bool) {
+        let (Some(key), Some(store)) = (self.key.take(), &self.rt.idempotency) else {
+            return;
+        };
+        let result = if succeeded {
+            store.complete(&key).await
+        } else {
+            store.release(&key).await
+        };
+        if let Err(e) = result {
+            tracing::warn!(handler = self.rt.name, error = %e, "idempotency store update failed");
+        }
+    }
+}
+
+impl Drop for ClaimGuard<'_> {
+    fn drop(&mut self) {
+        let (Some(key), Some(store)) = (self.key.take(), self.rt.idempotency.clone()) else {
+            return;
+        };
+        let handler = self.rt.name;
+        let mut release = Box::pin(async move {
+            if let Err(e) = store.release(&key).await {
+                tracing::warn!(handler, error = %e, "releasing the claim of a stopped handler failed; it expires after the store's claim timeout");
+            }
+        });
+        // A store that answers at once (the in-memory one) is released
+        // here, synchronously; a remote one on the runtime.
+        if release.as_mut().now_or_never().is_some() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(release);
+            }
+            Err(_) => tracing::warn!(
+                handler,
+                "the claim of a stopped handler was not released (no runtime); it expires after the store's claim timeout"
+            ),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! errors it returns, and the policy that runs it.
 
 mod context;
+mod deferral;
 pub(crate) mod dispatch;
 pub(crate) mod erased;
 mod error;
@@ -12,7 +13,7 @@ pub(crate) mod options;
 pub use context::{Context, RawEvent};
 pub use error::{HandlerError, IntoHandlerResult};
 pub use extract::{FromContext, MissingState, State, StateMap};
-pub use idempotency::{Claim, IdempotencyKey, IdempotencyStore, InMemoryIdempotency};
+pub use idempotency::{Claim, IdempotencyKey, IdempotencyStore, InMemoryIdempotency, Retention};
 pub use options::{HandlerDescriptor, HandlerOptions};
 
 pub use crate::delivery::{Backoff, HandlerErrorKind, RetryPolicy, StartPosition};

@@ -37,6 +37,40 @@ pub struct Capabilities {
     pub max_payload: Option<usize>,
 }
 
+/// How long after a handler completed an event the transport may deliver
+/// it again, for the start-up check of the idempotency guard (which must
+/// remember the event at least that long to catch the copy).
+///
+/// ```
+/// use std::time::Duration;
+/// use eventwire::transport::RedeliveryWindows;
+///
+/// let w = RedeliveryWindows::new(Duration::from_secs(30), Some(Duration::from_secs(120)));
+/// assert_eq!(w.ack_wait, Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedeliveryWindows {
+    /// Time after which a delivery not acknowledged (its ack lost with the
+    /// connection, its process gone) is delivered again: JetStream's
+    /// `ack_wait`. Each attempt may take that long.
+    pub ack_wait: Duration,
+    /// How long the server drops a re-publish of an event id (JetStream's
+    /// duplicate window); later re-publishes are stored again and only the
+    /// guard catches them. `None` when the server does not de-duplicate.
+    pub duplicate_window: Option<Duration>,
+}
+
+impl RedeliveryWindows {
+    /// The windows of a transport.
+    pub const fn new(ack_wait: Duration, duplicate_window: Option<Duration>) -> Self {
+        RedeliveryWindows {
+            ack_wait,
+            duplicate_window,
+        }
+    }
+}
+
 /// Everything a transport needs to create one consumer: one per
 /// (group, handler).
 #[derive(Debug, Clone)]
@@ -133,6 +167,15 @@ pub trait Transport: Send + Sync + 'static {
 
     /// What this transport guarantees.
     fn capabilities(&self) -> Capabilities;
+
+    /// When the transport may deliver a completed event again, for
+    /// at-least-once transports with a server that redelivers; `None` (the
+    /// default) for transports that never redeliver what was acknowledged.
+    /// Read after [`Transport::prepare`], it reflects the provisioned
+    /// resources (the stream's actual duplicate window).
+    fn redelivery(&self) -> Option<RedeliveryWindows> {
+        None
+    }
 
     /// Creates or checks what the program's topics need (streams) before any
     /// consumer is created.

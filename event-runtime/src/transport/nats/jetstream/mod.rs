@@ -45,7 +45,7 @@ use crate::naming::DEAD_LETTER_PATTERN;
 use crate::stop::StopSignal;
 use crate::transport::{
     check_topic, Capabilities, Completion, ConsumerSpec, ProvisionPlan, PublishFuture,
-    Subscription, Transport,
+    RedeliveryWindows, Subscription, Transport,
 };
 
 /// How long a pull waits for a heartbeat before the consumer is recreated.
@@ -66,6 +66,8 @@ struct Inner {
     stats: Arc<StatsCounters>,
     closed: StopSignal,
     tasks: TaskTracker,
+    /// The events stream's duplicate window, once `prepare` has read it.
+    duplicate_window: std::sync::Mutex<Option<Duration>>,
 }
 
 impl std::fmt::Debug for JetStreamTransport {
@@ -106,6 +108,7 @@ impl JetStreamTransport {
                 stats,
                 closed: StopSignal::default(),
                 tasks: TaskTracker::new(),
+                duplicate_window: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -208,16 +211,36 @@ impl Transport for JetStreamTransport {
         }
     }
 
+    fn redelivery(&self) -> Option<RedeliveryWindows> {
+        let stream = &self.inner.config.stream;
+        let provisioned = *self
+            .inner
+            .duplicate_window
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let window = provisioned.unwrap_or(stream.duplicate_window);
+        Some(RedeliveryWindows::new(
+            stream.ack_wait,
+            (!window.is_zero()).then_some(window),
+        ))
+    }
+
     fn prepare<'a>(&'a self, plan: &'a ProvisionPlan) -> BoxFuture<'a, Result<(), TransportError>> {
         Box::pin(async move {
             let c = &self.inner.config;
             let subjects = plan.topics.iter().map(|t| c.subject(t)).collect();
-            self.inner.ensure_stream(&c.stream_name(), subjects).await?;
+            let window = self.inner.ensure_stream(&c.stream_name(), subjects).await?;
+            *self
+                .inner
+                .duplicate_window
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(window);
             let mut dlq = vec![c.subject(DEAD_LETTER_PATTERN)];
             dlq.extend(plan.dead_letter_topics.iter().map(|t| c.subject(t)));
             self.inner
                 .ensure_stream(&c.dead_letter_stream_name(), dlq)
                 .await
+                .map(drop)
         })
     }
 

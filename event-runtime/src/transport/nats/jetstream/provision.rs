@@ -64,11 +64,12 @@ fn covers(have: &str, want: &str) -> bool {
 
 impl Inner {
     /// Creates the stream, adds missing subjects, or (verify) checks them.
+    /// Returns the stream's duplicate window (an existing stream keeps its own).
     pub(super) async fn ensure_stream(
         &self,
         name: &str,
         subjects: Vec<String>,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Duration, TransportError> {
         let provision = self.config.stream.provision;
         match self.js.get_stream(name).await {
             Ok(mut stream) => {
@@ -80,12 +81,13 @@ impl Inner {
                     )
                 })?;
                 let mut config = info.config.clone();
+                let window = config.duplicate_window;
                 let missing: Vec<String> = subjects
                     .into_iter()
                     .filter(|s| !config.subjects.iter().any(|have| covers(have, s)))
                     .collect();
                 if missing.is_empty() {
-                    return Ok(());
+                    return Ok(window);
                 }
                 if provision == Provision::Verify {
                     return Err(TransportError::config(format!(
@@ -102,7 +104,7 @@ impl Inner {
                         e,
                     )
                 })?;
-                Ok(())
+                Ok(window)
             }
             Err(_) if provision == Provision::Verify => Err(TransportError::config(format!(
                 "stream `{name}` does not exist; create it, or start with provision=create"
@@ -122,14 +124,15 @@ impl Inner {
                     ..Default::default()
                 };
                 tracing::info!(stream = name, subjects = ?config.subjects, "creating stream");
-                self.js.create_stream(config).await.map_err(|e| {
+                let stream = self.js.create_stream(config).await.map_err(|e| {
                     failure(
                         TransportErrorKind::Provision,
                         format!("creating stream `{name}`"),
                         e,
                     )
                 })?;
-                Ok(())
+                // The server's, which fills in its default for a zero window.
+                Ok(stream.cached_info().config.duplicate_window)
             }
         }
     }
