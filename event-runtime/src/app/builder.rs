@@ -281,6 +281,7 @@ impl AppBuilder {
         let service: Arc<str> = Arc::from(self.service_name());
         let handlers = self.validate(&registry, &*transport, &service)?;
         let publisher = Publisher::new(transport.clone(), service.clone());
+        let handler_publisher = Publisher::for_handlers(transport.clone(), service.clone());
         let idempotency = self.idempotency_store(self.capabilities(&*transport));
         let descriptors: Vec<&'static HandlerDescriptor> =
             handlers.iter().map(|(d, _)| *d).collect();
@@ -310,7 +311,7 @@ impl AppBuilder {
                     ordered: options.ordered,
                     dead_letter_topic: options.dead_letter,
                     transport: transport.clone(),
-                    publisher: publisher.clone(),
+                    publisher: handler_publisher.clone(),
                     observer: self.observer.clone(),
                     counters: HandlerCounters::default(),
                     idempotency: idempotency.clone(),
@@ -363,6 +364,7 @@ impl AppBuilder {
             tasks,
             stop,
             shutdown_timeout: self.shutdown_timeout,
+            shut_down: false,
         })
     }
 
