@@ -48,7 +48,7 @@ pub use handler::{
     IdempotencyStore, InMemoryIdempotency, RawEvent, Retention, State,
 };
 pub use observe::{HandlerMetrics, HandlerRun, Metrics, Observer, Outcome};
-pub use publisher::{Publisher, FLUSH_ON_DROP_TIMEOUT};
+pub use publisher::Publisher;
 pub use registry::{HandlerSelection, Registry, ValidationError, ValidationErrors};
 pub use transport::memory::MemoryTransport;
 #[cfg(feature = "nats")]

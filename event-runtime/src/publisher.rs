@@ -1,7 +1,6 @@
 //! Publishing events.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use crate::envelope::PublishOptions;
 pub use crate::error::PublishError;
@@ -12,17 +11,6 @@ use crate::transport::Transport;
 
 /// Publishes events. Cheap to clone; use it from anywhere (an HTTP handler,
 /// a background task).
-///
-/// When the app and every publisher it gave out are dropped without
-/// [`App::shutdown`](crate::App::shutdown) (a program that publishes and
-/// returns from `main`), the transport is flushed before they go, waiting at
-/// most [`FLUSH_ON_DROP_TIMEOUT`]: an event whose `publish` returned `Ok` is
-/// not lost because the process exited. Dropping must then happen inside
-/// the runtime (as at the end of a `#[tokio::main]` function): a publisher
-/// kept in a task, publishing after the app was dropped and dropped only as
-/// the runtime shuts down, cannot flush, and says so in a warning.
-/// `App::shutdown` flushes in every case. On a current-thread runtime core
-/// NATS flushes each publish instead (see `eventwire::nats::NatsTransport`).
 ///
 /// ```no_run
 /// # use eventwire::prelude::*;
@@ -38,22 +26,9 @@ pub struct Publisher {
     inner: Arc<PublisherInner>,
 }
 
-/// The longest a dropped app or publisher waits for the transport to flush.
-pub const FLUSH_ON_DROP_TIMEOUT: Duration = Duration::from_secs(5);
-
 struct PublisherInner {
     transport: Arc<dyn Transport>,
     source: Arc<str>,
-    /// A handle users publish through: its last drop flushes the transport.
-    flush_on_drop: bool,
-}
-
-impl Drop for PublisherInner {
-    fn drop(&mut self) {
-        if self.flush_on_drop {
-            self.transport.flush_before_drop(FLUSH_ON_DROP_TIMEOUT);
-        }
-    }
 }
 
 impl std::fmt::Debug for Publisher {
@@ -66,33 +41,10 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    /// The app's publisher, the one users publish through.
     pub(crate) fn new(transport: Arc<dyn Transport>, source: Arc<str>) -> Self {
         Publisher {
-            inner: Arc::new(PublisherInner {
-                transport,
-                source,
-                flush_on_drop: true,
-            }),
+            inner: Arc::new(PublisherInner { transport, source }),
         }
-    }
-
-    /// The publisher of handler contexts: it lives in worker tasks, which
-    /// may be dropped as the runtime shuts down, where no flush can run; the
-    /// app's publisher flushes for it.
-    pub(crate) fn for_handlers(transport: Arc<dyn Transport>, source: Arc<str>) -> Self {
-        Publisher {
-            inner: Arc::new(PublisherInner {
-                transport,
-                source,
-                flush_on_drop: false,
-            }),
-        }
-    }
-
-    /// Whether clones of this publisher exist elsewhere.
-    pub(crate) fn is_shared(&self) -> bool {
-        Arc::strong_count(&self.inner) > 1
     }
 
     /// Publishes an event; returns its id once the transport accepted it.

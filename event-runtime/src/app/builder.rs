@@ -281,7 +281,6 @@ impl AppBuilder {
         let service: Arc<str> = Arc::from(self.service_name());
         let handlers = self.validate(&registry, &*transport, &service)?;
         let publisher = Publisher::new(transport.clone(), service.clone());
-        let handler_publisher = Publisher::for_handlers(transport.clone(), service.clone());
         let idempotency = self.idempotency_store(self.capabilities(&*transport));
         let descriptors: Vec<&'static HandlerDescriptor> =
             handlers.iter().map(|(d, _)| *d).collect();
@@ -311,7 +310,7 @@ impl AppBuilder {
                     ordered: options.ordered,
                     dead_letter_topic: options.dead_letter,
                     transport: transport.clone(),
-                    publisher: handler_publisher.clone(),
+                    publisher: publisher.clone(),
                     observer: self.observer.clone(),
                     counters: HandlerCounters::default(),
                     idempotency: idempotency.clone(),
@@ -364,7 +363,6 @@ impl AppBuilder {
             tasks,
             stop,
             shutdown_timeout: self.shutdown_timeout,
-            shut_down: false,
         })
     }
 

@@ -55,21 +55,6 @@ pub struct App {
     tasks: JoinSet<()>,
     stop: StopSignal,
     shutdown_timeout: Duration,
-    /// `shutdown` ran (it flushes and closes what the app owns).
-    shut_down: bool,
-}
-
-impl Drop for App {
-    /// Dropped without [`App::shutdown`] (returning from `main` right after
-    /// a publish): the transport is flushed so that published events leave
-    /// the process. When no publisher clone is left, the app's publisher does
-    /// it as it is dropped, just after this.
-    fn drop(&mut self) {
-        if !self.shut_down && self.publisher.is_shared() {
-            self.transport
-                .flush_before_drop(crate::publisher::FLUSH_ON_DROP_TIMEOUT);
-        }
-    }
 }
 
 impl std::fmt::Debug for App {
@@ -199,7 +184,6 @@ impl App {
             );
             self.tasks.shutdown().await;
         }
-        self.shut_down = true;
         if self.owns_transport {
             self.transport.close().await?;
         }

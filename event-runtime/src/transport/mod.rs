@@ -220,15 +220,4 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Flushes what was published and releases the connection.
     fn close(&self) -> BoxFuture<'_, Result<(), TransportError>>;
-
-    /// Makes sure, from synchronous code, that what was published left the
-    /// process, waiting at most `within`: called when the last handle users
-    /// publish through (an [`App`](crate::App) and the
-    /// [`Publisher`](crate::Publisher)s it gave out) is dropped without
-    /// `close`, as when `main` returns right after a publish. Nothing to do
-    /// (the default) for a transport whose `publish` returns once the event
-    /// is stored (the in-memory bus, JetStream).
-    fn flush_before_drop(&self, within: Duration) {
-        let _ = within;
-    }
 }

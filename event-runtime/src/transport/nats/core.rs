@@ -8,17 +8,6 @@
 //! is gone. Retries happen in the receiving process and end with it. Losses
 //! that the client can see are counted in [`NatsStats`]. Use the JetStream
 //! transport for at-least-once delivery.
-//!
-//! `publish` returns once the client took the event; the client writes it
-//! out shortly after. So that returning from `main` right after a publish
-//! loses nothing, the last handle users publish through (the `App` and the
-//! `Publisher`s it gave out) flushes the connection when it is dropped
-//! without `App::shutdown`, waiting at most a few seconds
-//! ([`Transport::flush_before_drop`]). That costs nothing per event. On a
-//! current-thread runtime no `Drop` can wait for the connection (its task
-//! runs on the waiting thread), so there each `publish` flushes before it
-//! returns (the client's buffer written to the socket; no server round
-//! trip), and `publish_batch` once per batch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +19,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_util::task::TaskTracker;
 
 use super::config::NatsConfig;
-use super::connection::{connect, flush_blocking, flush_each_publish};
+use super::connection::connect;
 use super::stats::{NatsStats, StatsCounters};
 use super::wire;
 use crate::delivery::DeadLetter;
@@ -55,10 +44,6 @@ struct Inner {
     /// Local redeliveries (naks) waiting for their delay.
     timers: TaskTracker,
     closed: StopSignal,
-    /// The runtime the connection's task runs on.
-    runtime: tokio::runtime::Handle,
-    /// Connected on a current-thread runtime: `publish` flushes each event.
-    flush_each_publish: bool,
 }
 
 impl std::fmt::Debug for NatsTransport {
@@ -75,7 +60,6 @@ impl NatsTransport {
         config.validate()?;
         let stats = Arc::new(StatsCounters::default());
         let client = connect(&config, stats.clone()).await?;
-        let runtime = tokio::runtime::Handle::current();
         Ok(NatsTransport {
             inner: Arc::new(Inner {
                 client,
@@ -83,8 +67,6 @@ impl NatsTransport {
                 stats,
                 timers: TaskTracker::new(),
                 closed: StopSignal::default(),
-                flush_each_publish: flush_each_publish(&runtime),
-                runtime,
             }),
         })
     }
@@ -107,14 +89,12 @@ impl NatsTransport {
 
 /// Publishes an envelope with core NATS: headers built and checked here,
 /// so that only the client's send is boxed (not the whole envelope: a large
-/// boxed future per event costs more than the publish itself). With
-/// `flush`, returns once the client wrote the event to the socket.
+/// boxed future per event costs more than the publish itself).
 pub(crate) fn publish_core<'a>(
     client: &'a Client,
     config: &NatsConfig,
     stats: &'a StatsCounters,
     envelope: Envelope,
-    flush: bool,
 ) -> PublishFuture<'a> {
     let headers = match wire::headers(&envelope, false) {
         Ok(h) => h,
@@ -134,33 +114,8 @@ pub(crate) fn publish_core<'a>(
                 }
                 StatsCounters::bump(&stats.failed_publishes);
                 PublishError::rejected(&topic, "the NATS client refused the publish", e)
-            })?;
-        if flush {
-            client.flush().await.map_err(|e| {
-                StatsCounters::bump(&stats.failed_publishes);
-                PublishError::rejected(&topic, "flushing the NATS connection failed", e)
-            })?;
-        }
-        Ok(())
+            })
     })
-}
-
-impl NatsTransport {
-    fn send(&self, envelope: Envelope, flush: bool) -> PublishFuture<'_> {
-        if self.inner.closed.is_stopped() {
-            return Completion::ready(Err(PublishError::closed(&envelope.topic)));
-        }
-        if let Err(e) = check_topic(&envelope.topic) {
-            return Completion::ready(Err(e));
-        }
-        publish_core(
-            &self.inner.client,
-            &self.inner.config,
-            &self.inner.stats,
-            envelope,
-            flush,
-        )
-    }
 }
 
 impl Transport for NatsTransport {
@@ -178,49 +133,18 @@ impl Transport for NatsTransport {
     }
 
     fn publish(&self, envelope: Envelope) -> PublishFuture<'_> {
-        self.send(envelope, self.inner.flush_each_publish)
-    }
-
-    /// In order; where each publish would flush (a current-thread
-    /// runtime), the batch flushes once, after its last event.
-    fn publish_batch(
-        &self,
-        envelopes: Vec<Envelope>,
-    ) -> BoxFuture<'_, Vec<Result<(), PublishError>>> {
-        Box::pin(async move {
-            let mut sent = Vec::with_capacity(envelopes.len());
-            for envelope in envelopes {
-                let topic = envelope.topic.clone();
-                sent.push((topic, self.send(envelope, false).await));
-            }
-            if self.inner.flush_each_publish && !sent.is_empty() {
-                if let Err(e) = self.inner.client.flush().await {
-                    StatsCounters::bump(&self.inner.stats.failed_publishes);
-                    let why = e.to_string();
-                    for (topic, result) in sent.iter_mut().filter(|(_, r)| r.is_ok()) {
-                        *result = Err(PublishError::rejected(
-                            topic,
-                            "flushing the NATS connection failed",
-                            why.clone(),
-                        ));
-                    }
-                }
-            }
-            sent.into_iter().map(|(_, result)| result).collect()
-        })
-    }
-
-    fn flush_before_drop(&self, within: Duration) {
-        // Closed: `close` flushed. Flushing each publish: nothing is left.
-        if self.inner.closed.is_stopped() || self.inner.flush_each_publish {
-            return;
+        if self.inner.closed.is_stopped() {
+            return Completion::ready(Err(PublishError::closed(&envelope.topic)));
         }
-        if let Err(why) = flush_blocking(&self.inner.client, &self.inner.runtime, within) {
-            tracing::warn!(
-                reason = why,
-                "events published on core NATS may not have left this process: {why}; call `App::shutdown` (or `Transport::close`) before returning from `main`"
-            );
+        if let Err(e) = check_topic(&envelope.topic) {
+            return Completion::ready(Err(e));
         }
+        publish_core(
+            &self.inner.client,
+            &self.inner.config,
+            &self.inner.stats,
+            envelope,
+        )
     }
 
     fn subscribe(
