@@ -7,6 +7,7 @@
 //! - a delivery deferred because another delivery holds the claim comes
 //!   again with a growing delay, and is not counted as an attempt.
 
+#[macro_use]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -64,36 +65,6 @@ fn test_url(server: &SharedServer) -> String {
         server.url("jetstream"),
         unique_prefix()
     )
-}
-
-macro_rules! on_each_server {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn oldest() {
-                run(ServerSlot::Oldest).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn newest() {
-                run(ServerSlot::Newest).await
-            }
-
-            async fn run(slot: ServerSlot) {
-                match server_binary(slot) {
-                    Ok(binary) => {
-                        let server = tokio::task::spawn_blocking(move || shared_server(&binary))
-                            .await
-                            .unwrap();
-                        super::$name(server).await
-                    }
-                    Err(why) => eprintln!("skip: {} on {slot:?} ({why})", stringify!($name)),
-                }
-            }
-        }
-    )*};
 }
 
 on_each_server!(

@@ -8,6 +8,7 @@
 //! The tests share one nats-server per version and keep apart by a subject
 //! prefix of their own, which also names their stream.
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -95,37 +96,8 @@ async fn js(server: &SharedServer) -> async_nats::jetstream::Context {
     async_nats::jetstream::new(raw)
 }
 
-/// One test per server version: `<name>::oldest`, `<name>::newest` (skipped
-/// by name when only one nats-server is installed).
-macro_rules! on_each_server {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn oldest() {
-                run(ServerSlot::Oldest).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn newest() {
-                run(ServerSlot::Newest).await
-            }
-
-            async fn run(slot: ServerSlot) {
-                match server_binary(slot) {
-                    Ok(binary) => {
-                        let server = tokio::task::spawn_blocking(move || shared_server(&binary))
-                            .await
-                            .unwrap();
-                        super::$name(server).await
-                    }
-                    Err(why) => eprintln!("skip: {} on {slot:?} ({why})", stringify!($name)),
-                }
-            }
-        }
-    )*};
-}
+// One test per server version: `<name>::oldest`, `<name>::newest` (skipped
+// by name when only one nats-server is installed).
 
 on_each_server!(
     a_handler_running_past_the_ack_wait_is_not_redelivered,

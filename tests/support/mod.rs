@@ -6,7 +6,7 @@
 //! - [`eventually`]: waiting on a condition with a deadline, never on luck;
 //! - [`recorder`]: what handlers saw, per event, attempt, instance and key;
 //! - [`log_capture`]: what the code under test logged through `tracing`.
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod eventually;
 pub mod log_capture;
@@ -20,3 +20,37 @@ pub use nats_server::{
     ServerBinary, ServerSlot, SharedServer,
 };
 pub use recorder::{Arrival, Delivery, Effect, Instance, Recorder, SENTINEL_HEADER};
+
+/// One multi-threaded test per nats-server version for each named async
+/// function taking a [`SharedServer`]: `on_each_server!(f, g)` makes
+/// `f::oldest`, `f::newest`, ... A version that is not installed is skipped
+/// with its reason printed. Needs `#[macro_use] mod support;`.
+macro_rules! on_each_server {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn oldest() {
+                run(ServerSlot::Oldest).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn newest() {
+                run(ServerSlot::Newest).await
+            }
+
+            async fn run(slot: ServerSlot) {
+                match server_binary(slot) {
+                    Ok(binary) => {
+                        let server = tokio::task::spawn_blocking(move || shared_server(&binary))
+                            .await
+                            .unwrap();
+                        super::$name(server).await
+                    }
+                    Err(why) => eprintln!("skip: {} on {slot:?} ({why})", stringify!($name)),
+                }
+            }
+        }
+    )*};
+}
