@@ -6,6 +6,13 @@
 //!   with the same payload through the same codec, plus the envelope, the
 //!   UUIDv7 id, dispatch and acknowledgement.
 //!
+//! Both sides flood: the producer publishes as fast as the bounded queue
+//! takes events, the consumer counts them; the rate is taken when the last
+//! event arrived. The event is `{"id":…,"customer":"customer-42",
+//! "total_cents":12345}` (53 bytes of JSON with a one-digit id, 58 with a
+//! six-digit one). Median of the rounds after a warm-up, the sides taking
+//! turns at going first; `VERBOSE=1` prints every round.
+//!
 //! ```text
 //! cargo bench --bench memory_throughput            # 200 000 events, 5 rounds
 //! EVENTS=1000000 ROUNDS=3 cargo bench --bench memory_throughput
@@ -18,6 +25,12 @@ use std::time::{Duration, Instant};
 use eventwire::prelude::*;
 use eventwire::MemoryTransport;
 use tokio::sync::Notify;
+
+#[path = "support/alloc_count.rs"]
+mod alloc_count;
+
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Event)]
 #[event(topic = "bench.order.placed")]
@@ -125,16 +138,37 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    assert_eq!(serde_json::to_vec(&sample(7)).unwrap().len(), 53);
     let (mut raw, mut ew) = (Vec::new(), Vec::new());
+    let mut allocs = (0.0, 0.0);
     rt.block_on(async {
+        // Allocations per event, in a phase of their own (whole process,
+        // start-up and shutdown of the app included, spread over the events).
+        allocs.0 = alloc_count::per_event(events, raw_mpsc(events)).await;
+        allocs.1 = alloc_count::per_event(events, eventwire_bus(events)).await;
         // Warm-up.
         raw_mpsc(events / 10 + 1).await;
         eventwire_bus(events / 10 + 1).await;
-        for _ in 0..rounds {
-            raw.push(per_sec(events, raw_mpsc(events).await));
-            ew.push(per_sec(events, eventwire_bus(events).await));
+        for round in 0..rounds {
+            // Sides alternate, so a drift of the machine favours neither.
+            if round % 2 == 0 {
+                raw.push(per_sec(events, raw_mpsc(events).await));
+                ew.push(per_sec(events, eventwire_bus(events).await));
+            } else {
+                ew.push(per_sec(events, eventwire_bus(events).await));
+                raw.push(per_sec(events, raw_mpsc(events).await));
+            }
         }
     });
+    if std::env::var("VERBOSE").is_ok_and(|v| v != "0") {
+        let each = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("  rounds: raw {} | eventwire {}", each(&raw), each(&ew));
+    }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         v[v.len() / 2]
@@ -142,12 +176,22 @@ fn main() {
     let (raw, ew) = (median(&mut raw), median(&mut ew));
     println!("memory_throughput: {events} events x {rounds} rounds (median), 2 worker threads");
     println!(
-        "  raw tokio mpsc(1024) + serde_json : {:>12.0} events/s",
-        raw
+        "  {:<34} {:>14} {:>14} {:>8}",
+        "row", "raw", "eventwire", "ew/raw"
     );
     println!(
-        "  eventwire memory bus publish->handler: {:>9.0} events/s",
-        ew
+        "  {:<34} {:>9.0} ev/s {:>9.0} ev/s {:>7.2}x",
+        "publish->handler (throughput)",
+        raw,
+        ew,
+        ew / raw
     );
-    println!("  ratio eventwire / raw              : {:>12.2}x", ew / raw);
+    println!(
+        "  {:<34} {:>14.2} {:>14.2} {:>7.2}x",
+        "allocations per event (lower=better)",
+        allocs.0,
+        allocs.1,
+        allocs.1 / allocs.0
+    );
+    println!("  (raw: tokio mpsc(1024) + serde_json encode/decode; eventwire: memory bus of capacity 1024, default concurrency)");
 }

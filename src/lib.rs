@@ -40,6 +40,18 @@
 pub use event_derive::{handler, Event};
 pub use event_runtime::*;
 
+/// Testing helpers: the recording [`TestApp`](testing::TestApp) harness,
+/// and with feature `conformance` the transport conformance suite.
+pub mod testing {
+    pub use event_runtime::testing::*;
+
+    /// The transport conformance suite (feature `conformance`): every
+    /// delivery guarantee, run on a transport through a small harness. See
+    /// the crate `eventwire-conformance`.
+    #[cfg(feature = "conformance")]
+    pub use eventwire_conformance as conformance;
+}
+
 /// The names most programs need.
 pub mod prelude {
     pub use event_derive::{handler, Event};

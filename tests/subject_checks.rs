@@ -51,6 +51,7 @@ fn letter(topic: &str) -> DeadLetter {
         stream_sequence: None,
         failed_at: SystemTime::now(),
         topic: topic.to_owned(),
+        invalid_topic: None,
     }
 }
 

@@ -141,6 +141,11 @@ pub struct DeadLetter {
     pub failed_at: SystemTime,
     /// Topic the dead letter is published to.
     pub topic: String,
+    /// The dead-letter topic that was written on the handler or derived from
+    /// the event's topic but is not a valid topic (too many tokens, upper
+    /// case from a foreign publisher); `topic` is then the fallback of
+    /// [`naming::dead_letter_route`](crate::naming::dead_letter_route).
+    pub invalid_topic: Option<String>,
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ pub enum TransportErrorKind {
     Publish,
     /// Acknowledging, rejecting or extending a delivery failed.
     Settle,
+    /// The server refused a subscription or a publish: the account lacks
+    /// the permission (NATS `Permissions Violation`).
+    PermissionDenied,
 }
 
 /// A transport failure: a [`TransportErrorKind`], a message, and the cause.

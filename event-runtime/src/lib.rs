@@ -12,6 +12,7 @@
 //   publisher    publisher
 //   dispatch     observe, handler, registry
 //   app          app, and beside it testing, describe, schema, cli
+//   (hidden)     __private (private.rs), __fuzz (fuzzing.rs)
 pub mod codec;
 pub mod delivery;
 pub mod duration;
@@ -37,7 +38,9 @@ pub mod describe;
 pub mod schema;
 pub mod testing;
 
-pub use app::{App, AppBuilder, Error, Result, ShutdownHandle, ShutdownReport};
+pub use app::{
+    App, AppBuilder, Error, Result, ShutdownHandle, ShutdownReport, FLUSH_ON_DROP_TIMEOUT,
+};
 pub use codec::{DecodeError, DecodeErrorKind, EncodeError, Format};
 pub use delivery::{Backoff, DeadLetter, HandlerErrorKind, RetryPolicy, StartPosition};
 pub use envelope::{Envelope, EnvelopeError, EventId, PublishOptions};
@@ -60,3 +63,10 @@ pub use transport::Transport;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+
+/// Entry points for the fuzz targets in `fuzz/` (cargo feature `fuzzing`).
+/// Not public API: it changes without notice.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;

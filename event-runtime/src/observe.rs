@@ -1,4 +1,21 @@
-//! What happened to each event: per-handler outcomes and counters.
+//! What happened to each event: per-handler outcomes and counters, and,
+//! with the `metrics` feature, the same through the `metrics` facade.
+//!
+//! # Metrics (feature `metrics`)
+//!
+//! Recorded through the [`metrics`](https://docs.rs/metrics) facade, so any
+//! recorder (Prometheus exporter, StatsD, ...) receives them; with none
+//! installed they cost a check of the global recorder. Names follow the
+//! Prometheus conventions:
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `eventwire_published_total` | counter | `transport`, `topic` | events whose publish returned `Ok` |
+//! | `eventwire_publish_failures_total` | counter | `transport`, `topic` | publishes that returned an error |
+//! | `eventwire_handled_total` | counter | `transport`, `topic`, `group`, `handler`, `outcome` | handler runs by outcome: `succeeded`, `retrying`, `dead_lettered`, `dead_letter_failed`, `dropped`, `duplicate`, `deferred` |
+//! | `eventwire_handler_duration_seconds` | histogram | `transport`, `topic`, `group`, `handler`, `outcome` | time in the handler per run |
+//! | `eventwire_end_to_end_latency_seconds` | histogram | `transport`, `topic`, `group`, `handler` | from the event's `ce-time` to its handler's success |
+//! | `eventwire_handlers_in_flight` | gauge | `group`, `handler` | attempts running now |
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,12 +59,25 @@ pub enum Outcome {
         kind: HandlerErrorKind,
     },
     /// The handler gave up but the dead letter could not be stored; the event
-    /// was not acknowledged and will be delivered again.
+    /// was handed back (the transport was closing) and will be delivered
+    /// again.
     DeadLetterFailed {
         /// The handler's error.
         error: String,
         /// Why the dead letter failed.
         dead_letter_error: String,
+    },
+    /// The handler gave up and its dead letter failed on every try: the
+    /// event was terminated rather than redelivered forever (which would
+    /// stall its consumer). Counted in [`HandlerMetrics::dropped`] and
+    /// logged at error level with the event id, topic and both errors.
+    DeadLetterDropped {
+        /// The handler's error.
+        error: String,
+        /// Why the last try of the dead letter failed.
+        dead_letter_error: String,
+        /// Tries of the dead letter made.
+        tries: u32,
     },
 }
 
@@ -86,8 +116,77 @@ pub(crate) struct HandlerCounters {
     pub(crate) duplicates: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    pub(crate) dropped: AtomicU64,
     pub(crate) in_flight: AtomicU64,
     pub(crate) busy_nanos: AtomicU64,
+}
+
+impl Outcome {
+    /// The `outcome` label of the metrics: `succeeded`, `retrying`,
+    /// `dead_lettered`, `dead_letter_failed`, `dropped`, `duplicate` or
+    /// `deferred`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Deferred { .. } => "deferred",
+            Outcome::Retrying { .. } => "retrying",
+            Outcome::DeadLettered { .. } => "dead_lettered",
+            Outcome::DeadLetterFailed { .. } => "dead_letter_failed",
+            Outcome::DeadLetterDropped { .. } => "dropped",
+        }
+    }
+}
+
+/// Emission through the `metrics` facade.
+#[cfg(feature = "metrics")]
+pub(crate) mod export {
+    use std::time::{Duration, SystemTime};
+
+    use metrics::{counter, gauge, histogram, SharedString};
+
+    use super::Outcome;
+
+    /// One handler run, once its outcome is known.
+    pub(crate) fn handler_run(
+        transport: &'static str,
+        topic: &str,
+        group: &str,
+        handler: &'static str,
+        outcome: &Outcome,
+        elapsed: Duration,
+        event_time: SystemTime,
+    ) {
+        let topic = SharedString::from(topic.to_owned());
+        let group = SharedString::from(group.to_owned());
+        let labels = [
+            ("transport", SharedString::const_str(transport)),
+            ("topic", topic.clone()),
+            ("group", group.clone()),
+            ("handler", SharedString::const_str(handler)),
+            ("outcome", SharedString::const_str(outcome.label())),
+        ];
+        counter!("eventwire_handled_total", &labels).increment(1);
+        histogram!("eventwire_handler_duration_seconds", &labels).record(elapsed.as_secs_f64());
+        if *outcome == Outcome::Succeeded {
+            if let Ok(latency) = SystemTime::now().duration_since(event_time) {
+                histogram!(
+                    "eventwire_end_to_end_latency_seconds",
+                    "transport" => transport,
+                    "topic" => topic,
+                    "group" => group,
+                    "handler" => handler,
+                )
+                .record(latency.as_secs_f64());
+            }
+        }
+    }
+
+    /// One more (or one less) attempt running.
+    pub(crate) fn in_flight(group: &str, handler: &'static str, delta: f64) {
+        gauge!("eventwire_handlers_in_flight", "group" => group.to_owned(), "handler" => handler)
+            .increment(delta);
+    }
 }
 
 impl HandlerCounters {
@@ -97,6 +196,7 @@ impl HandlerCounters {
             Outcome::Duplicate | Outcome::Deferred { .. } => &self.duplicates,
             Outcome::Retrying { .. } | Outcome::DeadLetterFailed { .. } => &self.retried,
             Outcome::DeadLettered { .. } => &self.dead_lettered,
+            Outcome::DeadLetterDropped { .. } => &self.dropped,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         self.busy_nanos.fetch_add(
@@ -111,6 +211,7 @@ impl HandlerCounters {
             duplicates: self.duplicates.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
         }
@@ -128,6 +229,9 @@ pub struct HandlerMetrics {
     pub retried: u64,
     /// Events given up and dead-lettered.
     pub dead_lettered: u64,
+    /// Events given up whose dead letter failed on every try, terminated
+    /// ([`Outcome::DeadLetterDropped`]).
+    pub dropped: u64,
     /// Attempts running now.
     pub in_flight: u64,
     /// Time spent in the handler, all attempts summed.

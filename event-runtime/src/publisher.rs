@@ -24,6 +24,10 @@ use crate::transport::Transport;
 #[derive(Clone)]
 pub struct Publisher {
     inner: Arc<PublisherInner>,
+    /// The event being handled, for the publisher of a handler's
+    /// [`Context`](crate::Context): every event published through it is
+    /// linked to this one (causation, correlation, trace context).
+    cause: Option<Arc<Envelope>>,
 }
 
 struct PublisherInner {
@@ -36,6 +40,7 @@ impl std::fmt::Debug for Publisher {
         f.debug_struct("Publisher")
             .field("transport", &self.inner.transport.kind())
             .field("source", &self.inner.source)
+            .field("caused_by", &self.cause.as_ref().map(|c| &c.id))
             .finish()
     }
 }
@@ -44,6 +49,15 @@ impl Publisher {
     pub(crate) fn new(transport: Arc<dyn Transport>, source: Arc<str>) -> Self {
         Publisher {
             inner: Arc::new(PublisherInner { transport, source }),
+            cause: None,
+        }
+    }
+
+    /// This publisher, linking what it publishes to `cause`.
+    pub(crate) fn caused_by(&self, cause: Arc<Envelope>) -> Self {
+        Publisher {
+            inner: self.inner.clone(),
+            cause: Some(cause),
         }
     }
 
@@ -60,7 +74,22 @@ impl Publisher {
     ) -> Result<EventId, PublishError> {
         let envelope = self.envelope(event, options)?;
         let id = envelope.id.clone();
-        self.inner.transport.publish(envelope).await?;
+        // A producer span with the OpenTelemetry messaging fields.
+        let span = tracing::info_span!(
+            "eventwire.publish",
+            otel.kind = "producer",
+            messaging.system = self.inner.transport.kind(),
+            messaging.operation.type = "publish",
+            messaging.destination.name = %envelope.topic,
+            messaging.message.id = %id,
+        );
+        #[cfg(feature = "metrics")]
+        let topic = envelope.topic.clone();
+        let result =
+            tracing::Instrument::instrument(self.inner.transport.publish(envelope), span).await;
+        #[cfg(feature = "metrics")]
+        published_metric(self.inner.transport.kind(), &topic, result.is_ok());
+        result?;
         Ok(id)
     }
 
@@ -100,16 +129,25 @@ impl Publisher {
     }
 
     /// Builds the envelope `publish_with` would send, without sending it.
+    /// From a handler's [`Context::publisher`](crate::Context::publisher),
+    /// it is linked to the event being handled: causation id = its id,
+    /// correlation id = its correlation id (or its id), trace context passed
+    /// on, unless `options` set them.
     pub fn envelope<E: Event>(
         &self,
         event: &E,
         options: PublishOptions,
     ) -> Result<Envelope, PublishError> {
+        let options = match &self.cause {
+            Some(cause) => options.caused_by(cause),
+            None => options,
+        };
         Envelope::for_event(event, self.inner.source.clone(), options)
     }
 
     /// Publishes a ready-made envelope (to forward or replay an event). The
-    /// topic is checked, the envelope is sent as it is.
+    /// topic is checked, the envelope is sent as it is (not linked to a
+    /// handler's event, even from [`Context::publisher`](crate::Context::publisher)).
     pub async fn publish_envelope(&self, envelope: Envelope) -> Result<EventId, PublishError> {
         envelope.validate()?;
         let id = envelope.id.clone();
@@ -121,4 +159,17 @@ impl Publisher {
     pub fn source(&self) -> &str {
         &self.inner.source
     }
+}
+
+/// A publish, with its result, through the `metrics` facade
+/// (`eventwire_published_total`, `eventwire_publish_failures_total`; the
+/// table is in [`crate::observe`]).
+#[cfg(feature = "metrics")]
+fn published_metric(transport: &'static str, topic: &str, ok: bool) {
+    let name = if ok {
+        "eventwire_published_total"
+    } else {
+        "eventwire_publish_failures_total"
+    };
+    metrics::counter!(name, "transport" => transport, "topic" => topic.to_owned()).increment(1);
 }

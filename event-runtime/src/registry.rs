@@ -84,9 +84,11 @@ impl HandlerSelection {
 
     fn selects(&self, handler: &HandlerDescriptor, group: &str) -> bool {
         match self {
-            HandlerSelection::All => true,
+            HandlerSelection::All => !handler.is_conformance_scenario(),
             HandlerSelection::None => false,
-            HandlerSelection::Groups(g) => g.iter().any(|g| g == group),
+            HandlerSelection::Groups(g) => {
+                !handler.is_conformance_scenario() && g.iter().any(|g| g == group)
+            }
             HandlerSelection::Names(n) => n.iter().any(|n| n == handler.name),
         }
     }
@@ -470,12 +472,18 @@ mod tests {
         replay: true,
         at_least_once: true,
         max_payload: None,
+        queues_outlive_instances: false,
+        deduplicates_publishes: true,
+        stream_positions: true,
     };
     const EPHEMERAL: Capabilities = Capabilities {
         durable_consumers: false,
         replay: false,
         at_least_once: false,
         max_payload: None,
+        queues_outlive_instances: false,
+        deduplicates_publishes: false,
+        stream_positions: false,
     };
 
     fn errors(
@@ -559,6 +567,30 @@ mod tests {
             .map(|h| h.name)
             .collect();
         assert_eq!(billing, ["bill"]);
+    }
+
+    #[test]
+    fn conformance_scenarios_run_only_when_named() {
+        static SCENARIO: HandlerDescriptor = handler(
+            "conformance_charge",
+            "eventwire_conformance::scenarios::failures::conformance_charge",
+            HandlerOptions {
+                group: Some("billing"),
+                ..HandlerOptions::DEFAULT
+            },
+        );
+        let r = Registry::from_parts(vec![], vec![&BILL, &SCENARIO]);
+        let names = |selection: HandlerSelection| -> Vec<&str> {
+            r.select("shop", &selection).map(|h| h.name).collect()
+        };
+        assert_eq!(names(HandlerSelection::All), ["bill"]);
+        assert_eq!(names(HandlerSelection::groups(["billing"])), ["bill"]);
+        assert_eq!(
+            names(HandlerSelection::names(["conformance_charge"])),
+            ["conformance_charge"]
+        );
+        assert!(SCENARIO.is_conformance_scenario());
+        assert!(!BILL.is_conformance_scenario());
     }
 
     #[test]

@@ -156,11 +156,13 @@ impl AppBuilder {
         self.registry.clone().unwrap_or_else(Registry::global)
     }
 
+    #[cfg(feature = "cli")]
     pub(crate) fn selection(&self) -> &HandlerSelection {
         &self.selection
     }
 
     /// The transport URL, when one was given (for descriptions).
+    #[cfg(feature = "cli")]
     pub(crate) fn transport_url_text(&self) -> Option<String> {
         self.transport_url.clone()
     }
@@ -363,6 +365,7 @@ impl AppBuilder {
             tasks,
             stop,
             shutdown_timeout: self.shutdown_timeout,
+            shut_down: false,
         })
     }
 

@@ -55,6 +55,25 @@ pub struct App {
     tasks: JoinSet<()>,
     stop: StopSignal,
     shutdown_timeout: Duration,
+    /// `shutdown` ran (it flushes and closes what the app owns).
+    shut_down: bool,
+}
+
+/// The longest a dropped [`App`] waits for its transport to flush.
+pub const FLUSH_ON_DROP_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Drop for App {
+    /// Dropped without [`App::shutdown`] (returning from `main` right after
+    /// a publish): the transport is flushed, waiting at most
+    /// [`FLUSH_ON_DROP_TIMEOUT`], so that events whose `publish` returned
+    /// `Ok` leave the process. Only the app does this, not publisher clones
+    /// or handler contexts, which may be dropped in tasks as the runtime
+    /// shuts down, where nothing can wait.
+    fn drop(&mut self) {
+        if !self.shut_down {
+            self.transport.flush_before_drop(FLUSH_ON_DROP_TIMEOUT);
+        }
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -184,6 +203,7 @@ impl App {
             );
             self.tasks.shutdown().await;
         }
+        self.shut_down = true;
         if self.owns_transport {
             self.transport.close().await?;
         }

@@ -90,11 +90,52 @@ impl PublishOptions {
             );
         }
         if self.traceparent.is_none() {
-            self.traceparent = parent.traceparent.clone();
+            // The same trace, one step further: a new parent id, so the
+            // event names the publish that made it, not its cause's.
+            self.traceparent = parent
+                .traceparent
+                .as_deref()
+                .map(|tp| child_traceparent(tp).map_or_else(|| Arc::from(tp), Arc::from));
             self.tracestate = parent.tracestate.clone();
         }
         self
     }
+}
+
+/// A W3C `traceparent` (`00-<trace id>-<parent id>-<flags>`) for a child of
+/// `parent`: the same version, trace id and flags, a new random parent id.
+/// `None` when `parent` is not a version-00 traceparent (it is then passed
+/// on as it is: eventwire does not rewrite what it cannot read).
+///
+/// ```
+/// let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+/// let child = eventwire::envelope::child_traceparent(parent).unwrap();
+/// assert_eq!(&child[..36], &parent[..36]);
+/// assert_eq!(&child[52..], "-01");
+/// assert_ne!(&child[36..52], &parent[36..52]);
+/// assert_eq!(eventwire::envelope::child_traceparent("bogus"), None);
+/// ```
+pub fn child_traceparent(parent: &str) -> Option<String> {
+    let b = parent.as_bytes();
+    let hex =
+        |r: std::ops::Range<usize>| b[r].iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    if b.len() != 55
+        || &b[..3] != b"00-"
+        || b[35] != b'-'
+        || b[52] != b'-'
+        || !hex(3..35)
+        || !hex(36..52)
+        || !hex(53..55)
+        || b[3..35].iter().all(|&c| c == b'0')
+    {
+        return None;
+    }
+    let random = uuid::Uuid::new_v4();
+    let mut span = u64::from_le_bytes(random.as_bytes()[..8].try_into().ok()?);
+    if span == 0 {
+        span = 1;
+    }
+    Some(format!("{}{span:016x}{}", &parent[..36], &parent[52..]))
 }
 
 impl Envelope {

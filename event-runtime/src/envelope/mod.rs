@@ -14,7 +14,7 @@ use bytes::Bytes;
 mod build;
 mod id;
 
-pub use build::PublishOptions;
+pub use build::{child_traceparent, PublishOptions};
 pub use id::EventId;
 
 /// Header names of the wire format.
@@ -238,17 +238,38 @@ impl Envelope {
 }
 
 /// Formats a time as RFC 3339 in UTC with nanoseconds (`2026-11-23T10:00:00.123456789Z`).
+///
+/// Every time [`parse_time`] accepts formats back to the same instant; a
+/// time outside RFC 3339 (UTC years 0000 to 9999), which only an envelope
+/// built by hand can hold, is written as `1970-01-01T00:00:00Z`.
 pub fn format_time(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t);
-    dt.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+    utc(t)
+        .and_then(|dt| {
+            dt.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
-/// Parses an RFC 3339 timestamp.
+/// Parses an RFC 3339 timestamp. An instant whose UTC year is outside 0000
+/// to 9999 (`9999-12-31T23:59:59-01:00`) is refused: it could not be
+/// written back when the envelope is forwarded or dead-lettered.
 pub fn parse_time(s: &str) -> Option<SystemTime> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .ok()
-        .map(SystemTime::from)
+        .map(SystemTime::from)?;
+    utc(t)
+        .filter(|dt| (0..=9999).contains(&dt.year()))
+        .map(|_| t)
+}
+
+/// `t` in UTC; `None` past `time`'s range (its `From<SystemTime>` panics there).
+fn utc(t: SystemTime) -> Option<time::OffsetDateTime> {
+    let epoch = time::OffsetDateTime::UNIX_EPOCH;
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => epoch.checked_add(time::Duration::try_from(after).ok()?),
+        Err(before) => epoch.checked_sub(time::Duration::try_from(before.duration()).ok()?),
+    }
 }
 
 #[cfg(test)]
@@ -314,6 +335,36 @@ mod tests {
             uuid::Uuid::parse_str(a.as_str()).unwrap().get_version_num(),
             7
         );
+    }
+
+    #[test]
+    fn times_outside_rfc_3339_are_refused_and_never_panic() {
+        // Year 10000 in UTC: formatting it back (re-publish, dead letter)
+        // once panicked in `time`'s conversion from `SystemTime`.
+        assert_eq!(parse_time("9999-12-31T23:59:59.999999999-23:59"), None);
+        // Year -1 in UTC: it came back as 1970 when re-published.
+        assert_eq!(parse_time("0000-01-01T00:00:00+23:59"), None);
+        let t = parse_time("9999-12-31T23:59:59.999999999Z").unwrap();
+        assert_eq!(format_time(t), "9999-12-31T23:59:59.999999999Z");
+        let t = parse_time("0000-01-01T00:00:00Z").unwrap();
+        assert_eq!(format_time(t), "0000-01-01T00:00:00Z");
+        // Envelopes built by hand can hold any time; showing one never panics.
+        let far = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 40);
+        let _ = format_time(far);
+        let mut env = sample();
+        env.time = far;
+        let _ = env.to_headers();
+        let base = [
+            (header::SPEC_VERSION, "1.0"),
+            (header::ID, "x"),
+            (header::SOURCE, "s"),
+            (header::TYPE, "a.b"),
+            (header::TIME, "0000-01-01T00:00:00+23:59"),
+        ];
+        assert!(matches!(
+            Envelope::from_headers(base, Bytes::new()),
+            Err(EnvelopeError::Time(_))
+        ));
     }
 
     #[test]

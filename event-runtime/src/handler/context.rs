@@ -133,9 +133,12 @@ impl Context {
         self.envelope.clone()
     }
 
-    /// A publisher whose events are caused by this one.
-    pub fn publisher(&self) -> &Publisher {
-        &self.publisher
+    /// A publisher whose events are caused by this one: each carries this
+    /// event's id as its causation id, its correlation id (or its id), and
+    /// its trace context, as with [`Context::publish`]. Hand it to code that
+    /// takes a [`Publisher`]; it is cheap to clone.
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.caused_by(self.envelope.clone())
     }
 
     /// Publishes an event caused by this one.
@@ -149,9 +152,7 @@ impl Context {
         event: &E,
         options: PublishOptions,
     ) -> Result<EventId, PublishError> {
-        self.publisher
-            .publish_with(event, options.caused_by(&self.envelope))
-            .await
+        self.publisher().publish_with(event, options).await
     }
 }
 

@@ -17,7 +17,7 @@ use super::erased::ErasedHandler;
 use super::{Claim, Context, HandlerError, IdempotencyKey, IdempotencyStore};
 use crate::delivery::{DeadLetter, RetryPolicy};
 use crate::envelope::Envelope;
-use crate::naming::dead_letter_topic;
+use crate::naming::dead_letter_route;
 use crate::observe::{HandlerCounters, HandlerRun, Observer, Outcome};
 use crate::publisher::Publisher;
 use crate::transport::{AckHandle, Delivery, Subscription, Transport};
@@ -40,6 +40,14 @@ pub(crate) struct HandlerRuntime {
     /// Deliveries handed back because their event's claim was busy.
     pub(crate) deferrals: Deferrals,
 }
+
+/// Pauses between the tries of a dead letter: four tries over about 4 s,
+/// then the event is dropped ([`Outcome::DeadLetterDropped`]).
+const DEAD_LETTER_RETRY_DELAYS: [Duration; 3] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+];
 
 enum Verdict {
     Done,
@@ -266,16 +274,42 @@ impl HandlerRuntime {
         acker: &AckHandle,
     ) -> Result<(), HandlerError> {
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::observe::export::in_flight(&self.group, self.name, 1.0);
         let ctx = Context::new(envelope.clone(), attempt, self.name, self.publisher.clone());
         let handler = &self.handler;
         // The call itself decodes the payload: keep it inside the catch.
         let run = AssertUnwindSafe(async move { handler.call(ctx).await }).catch_unwind();
-        let run = async {
-            match run.await {
-                Ok(result) => result,
-                Err(panic) => Err(HandlerError::panic(panic)),
-            }
-        };
+        // One consumer span per attempt, with the OpenTelemetry messaging
+        // fields: every line the handler logs carries the event's id and
+        // topic. Without a subscriber interested in it, this is a check of
+        // the callsite's cached interest.
+        let span = tracing::info_span!(
+            "eventwire.handle",
+            otel.kind = "consumer",
+            messaging.system = self.transport.kind(),
+            messaging.operation.type = "process",
+            messaging.destination.name = %envelope.topic,
+            messaging.message.id = %envelope.id,
+            messaging.consumer.group.name = %self.group,
+            messaging.message.conversation_id = tracing::field::Empty,
+            eventwire.handler = self.name,
+            eventwire.attempt = attempt,
+            eventwire.outcome = tracing::field::Empty,
+        );
+        if let Some(correlation) = &envelope.correlation_id {
+            span.record("messaging.message.conversation_id", correlation.as_str());
+        }
+        let outcome_span = span.clone();
+        let run = tracing::Instrument::instrument(
+            async {
+                match run.await {
+                    Ok(result) => result,
+                    Err(panic) => Err(HandlerError::panic(panic)),
+                }
+            },
+            span,
+        );
         let result = match self.timeout {
             None => with_progress(acker, run).await,
             Some(limit) => {
@@ -297,6 +331,15 @@ impl HandlerRuntime {
             }
         };
         self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        crate::observe::export::in_flight(&self.group, self.name, -1.0);
+        if !outcome_span.is_disabled() {
+            let outcome = match &result {
+                Ok(()) => "ok",
+                Err(e) => e.kind().name(),
+            };
+            outcome_span.record("eventwire.outcome", outcome);
+        }
         result
     }
 
@@ -310,6 +353,15 @@ impl HandlerRuntime {
         started: Instant,
     ) {
         let text = error.to_string();
+        let (topic, invalid_topic) = dead_letter_route(
+            &envelope.topic,
+            self.dead_letter_topic,
+            &self.group,
+            self.name,
+        );
+        if let Some(invalid) = &invalid_topic {
+            tracing::warn!(handler = self.name, event_id = %envelope.id, invalid_topic = %invalid, fallback = %topic, "the dead-letter topic is not a valid topic; using the fallback");
+        }
         let letter = DeadLetter {
             envelope: envelope.clone(),
             error: text.clone(),
@@ -319,12 +371,11 @@ impl HandlerRuntime {
             attempts: attempt,
             stream_sequence,
             failed_at: SystemTime::now(),
-            topic: self
-                .dead_letter_topic
-                .map(str::to_owned)
-                .unwrap_or_else(|| dead_letter_topic(&envelope.topic)),
+            topic,
+            invalid_topic,
         };
-        match self.transport.dead_letter(letter).await {
+        let (result, tries) = with_progress(&acker, self.store_dead_letter(letter)).await;
+        match result {
             Ok(()) => {
                 tracing::error!(
                     handler = self.name,
@@ -342,28 +393,84 @@ impl HandlerRuntime {
                 self.finish(envelope, attempt, outcome, started.elapsed());
                 settle(acker.term(), self.name, "term").await;
             }
-            Err(dl_error) => {
-                // Never acknowledge an event whose dead letter was not stored.
-                tracing::error!(
+            Err(dl_error) if dl_error.is_closed() => {
+                // Shutting down: hand the event back; the next instance
+                // dead-letters it.
+                tracing::warn!(
                     handler = self.name,
                     event_id = %envelope.id,
                     error = %text,
                     dead_letter_error = %dl_error,
-                    "dead letter failed; event left for redelivery"
+                    "dead letter failed while closing; event handed back"
                 );
                 let outcome = Outcome::DeadLetterFailed {
                     error: text,
                     dead_letter_error: dl_error.to_string(),
                 };
                 self.finish(envelope, attempt, outcome, started.elapsed());
-                let delay = self.retry.backoff.delay(attempt);
-                settle(acker.nak(delay), self.name, "nak").await;
+                settle(acker.nak(Duration::ZERO), self.name, "nak").await;
+            }
+            Err(dl_error) => {
+                // Redelivering an event whose dead letter cannot be stored
+                // would run its handler again and again and, with a bounded
+                // number in flight, stall every later event of the consumer.
+                tracing::error!(
+                    handler = self.name,
+                    event_id = %envelope.id,
+                    topic = %envelope.topic,
+                    attempt,
+                    tries,
+                    error = %text,
+                    dead_letter_error = %dl_error,
+                    "dead letter failed on every try; event dropped"
+                );
+                let outcome = Outcome::DeadLetterDropped {
+                    error: text,
+                    dead_letter_error: dl_error.to_string(),
+                    tries,
+                };
+                self.deferrals.forget(&envelope.id, stream_sequence);
+                self.finish(envelope, attempt, outcome, started.elapsed());
+                settle(acker.term(), self.name, "term").await;
+            }
+        }
+    }
+
+    /// Stores a dead letter, trying again after [`DEAD_LETTER_RETRY_DELAYS`]
+    /// (a broker that blinks, a stream being created); returns the last
+    /// result and the number of tries. A closing transport is not retried.
+    async fn store_dead_letter(
+        &self,
+        letter: DeadLetter,
+    ) -> (Result<(), crate::error::PublishError>, u32) {
+        let mut tries = 0;
+        let mut delays = DEAD_LETTER_RETRY_DELAYS.iter();
+        loop {
+            tries += 1;
+            let result = self.transport.dead_letter(letter.clone()).await;
+            match (&result, delays.next()) {
+                (Ok(()), _) | (Err(_), None) => return (result, tries),
+                (Err(e), _) if e.is_closed() => return (result, tries),
+                (Err(e), Some(delay)) => {
+                    tracing::warn!(handler = self.name, event_id = %letter.envelope.id, error = %e, retry_in = ?delay, "dead letter failed; trying again");
+                    tokio::time::sleep(*delay).await;
+                }
             }
         }
     }
 
     fn finish(&self, envelope: &Envelope, attempt: u32, outcome: Outcome, elapsed: Duration) {
         self.counters.record(&outcome, elapsed);
+        #[cfg(feature = "metrics")]
+        crate::observe::export::handler_run(
+            self.transport.kind(),
+            &envelope.topic,
+            &self.group,
+            self.name,
+            &outcome,
+            elapsed,
+            envelope.time,
+        );
         if let Some(observer) = &self.observer {
             observer.handler_finished(&HandlerRun {
                 handler: self.name,

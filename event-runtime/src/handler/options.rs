@@ -138,3 +138,20 @@ pub struct HandlerDescriptor {
     #[doc(hidden)]
     pub build: BuildHandler,
 }
+
+/// The crate of the transport conformance suite: its handlers run only when
+/// an app names them.
+const CONFORMANCE_CRATE: &str = "eventwire_conformance::";
+
+impl HandlerDescriptor {
+    /// Whether this handler belongs to the transport conformance suite
+    /// (`eventwire::testing::conformance`). [`HandlerSelection::All`] and
+    /// group selections leave those out, so linking the suite into a test
+    /// binary changes no app of the program; only a selection by name runs
+    /// them.
+    ///
+    /// [`HandlerSelection::All`]: crate::HandlerSelection::All
+    pub fn is_conformance_scenario(&self) -> bool {
+        self.function.starts_with(CONFORMANCE_CRATE)
+    }
+}

@@ -35,6 +35,16 @@ pub struct Capabilities {
     pub at_least_once: bool,
     /// Largest payload accepted, when the transport has a limit.
     pub max_payload: Option<usize>,
+    /// Events queued for a consumer group wait in the bus while no instance
+    /// of the group runs: a stopped instance's unstarted events go to the
+    /// next one even without at-least-once delivery (the in-memory bus).
+    pub queues_outlive_instances: bool,
+    /// The same event id published twice (within a window) is stored and
+    /// delivered once (JetStream: `Nats-Msg-Id` and the duplicate window).
+    pub deduplicates_publishes: bool,
+    /// Deliveries carry a position in a stream, and dead letters record it
+    /// (JetStream's stream sequence).
+    pub stream_positions: bool,
 }
 
 /// How long after a handler completed an event the transport may deliver
@@ -220,4 +230,15 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Flushes what was published and releases the connection.
     fn close(&self) -> BoxFuture<'_, Result<(), TransportError>>;
+
+    /// Makes sure, from synchronous code, that what was published left the
+    /// process, waiting at most `within`: called when the last handle users
+    /// publish through (an [`App`](crate::App) and the
+    /// [`Publisher`](crate::Publisher)s it gave out) is dropped without
+    /// `close`, as when `main` returns right after a publish. Nothing to do
+    /// (the default) for a transport whose `publish` returns once the event
+    /// is stored (the in-memory bus, JetStream).
+    fn flush_before_drop(&self, within: Duration) {
+        let _ = within;
+    }
 }

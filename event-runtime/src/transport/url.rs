@@ -115,10 +115,17 @@ pub fn redact(url: &str) -> String {
         Some((a, q)) => (a, Some(q)),
         None => (rest, None),
     };
+    // `UrlParts::parse` ends the user info at the last `@` before the first
+    // `/`; everything up to the last `@` at all is hidden, and the user is
+    // shown only where the parser, too, reads it as a user followed by a
+    // password (a user without a password is a token).
+    let parsed_userinfo_end = authority.split('/').next().and_then(|a| a.rfind('@'));
     let authority = match authority.rsplit_once('@') {
         Some((userinfo, hosts)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:{REDACTED}@{hosts}"),
-            None => format!("{REDACTED}@{hosts}"),
+            Some((user, _)) if parsed_userinfo_end.is_none_or(|end| user.len() < end) => {
+                format!("{user}:{REDACTED}@{hosts}")
+            }
+            _ => format!("{REDACTED}@{hosts}"),
         },
         None => authority.to_owned(),
     };
@@ -130,7 +137,7 @@ pub fn redact(url: &str) -> String {
                 out.push('&');
             }
             match pair.split_once('=') {
-                Some((k, _)) if SECRET_KEYS.iter().any(|s| k.eq_ignore_ascii_case(s)) => {
+                Some((k, _)) if is_secret_key(k) => {
                     out.push_str(k);
                     out.push('=');
                     out.push_str(REDACTED);
@@ -140,6 +147,13 @@ pub fn redact(url: &str) -> String {
         }
     }
     out
+}
+
+/// Whether a query key names a secret; the key is percent-decoded first,
+/// as `UrlParts::parse` decodes it (`%74oken` is `token`).
+fn is_secret_key(raw: &str) -> bool {
+    let key = percent_decode_str(raw).decode_utf8_lossy();
+    SECRET_KEYS.iter().any(|s| key.eq_ignore_ascii_case(s))
 }
 
 #[cfg(test)]
@@ -190,6 +204,25 @@ mod tests {
         }
         assert_eq!(redact("memory://"), "memory://");
         assert_eq!(redact("nats://h:4222?name=x"), "nats://h:4222?name=x");
+    }
+
+    #[test]
+    fn redaction_hides_what_the_parser_reads_as_a_secret() {
+        // A token as the parser reads it (the authority ends at the first
+        // `/`) was shown as the "user" of a longer user info.
+        let url = "nats://t0ken@host:1/x:y@z";
+        assert_eq!(UrlParts::parse(url).unwrap().user.as_deref(), Some("t0ken"));
+        assert!(!redact(url).contains("t0ken"), "{}", redact(url));
+        // Query keys are percent-decoded by the parser: `%74oken` is `token`.
+        let url = "nats://host?%74oken=s3cret&Pass%77ord=pw0rd";
+        let p = UrlParts::parse(url).unwrap();
+        assert_eq!(p.query[0], ("token".into(), "s3cret".into()));
+        let shown = redact(url);
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("pw0rd"),
+            "{shown}"
+        );
+        assert_eq!(redact(&shown), shown);
     }
 
     #[test]

@@ -337,6 +337,9 @@ impl Transport for MemoryTransport {
             replay: false,
             at_least_once: false,
             max_payload: None,
+            queues_outlive_instances: true,
+            deduplicates_publishes: false,
+            stream_positions: false,
         }
     }
 

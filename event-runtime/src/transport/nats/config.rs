@@ -98,6 +98,14 @@ pub struct StreamSettings {
     pub ack_wait: Duration,
     /// `?publish_window=256`: acknowledgements awaited at once by `publish_batch`.
     pub publish_window: usize,
+    /// `?extra_deliveries=50`: deliveries the server may make of one event
+    /// beyond its handler's attempts (deferrals by the idempotency guard,
+    /// events handed back at shutdown, deliveries the client could not
+    /// read). The consumer's `max_deliver` is the attempts plus these, so
+    /// the server never redelivers one event forever; an event that reaches
+    /// it is dead-lettered from the stream by its sequence (the server's
+    /// max-deliveries advisory).
+    pub extra_deliveries: u32,
 }
 
 impl Default for StreamSettings {
@@ -112,6 +120,7 @@ impl Default for StreamSettings {
             provision: Provision::Create,
             ack_wait: Duration::from_secs(30),
             publish_window: 256,
+            extra_deliveries: 50,
         }
     }
 }
@@ -141,6 +150,12 @@ pub struct NatsConfig {
     pub subject_prefix: Option<String>,
     /// Time allowed for the first connection (`?connect_timeout=5s`).
     pub connect_timeout: Duration,
+    /// Messages the client buffers per subscription before it drops them
+    /// (`?subscription_capacity=65536`, core NATS: a handler that falls
+    /// behind a flood loses what does not fit; the loss shows in
+    /// `NatsStats::slow_consumer_events`). Each buffered message holds its
+    /// payload and headers in memory.
+    pub subscription_capacity: usize,
     /// JetStream settings (ignored by core NATS).
     pub stream: StreamSettings,
 }
@@ -154,6 +169,7 @@ impl fmt::Debug for NatsConfig {
             .field("tls", &self.tls)
             .field("subject_prefix", &self.subject_prefix)
             .field("connect_timeout", &self.connect_timeout)
+            .field("subscription_capacity", &self.subscription_capacity)
             .field("stream", &self.stream)
             .finish()
     }
@@ -172,6 +188,7 @@ impl NatsConfig {
             tls: Tls::default(),
             subject_prefix: None,
             connect_timeout: Duration::from_secs(5),
+            subscription_capacity: 65_536,
             stream: StreamSettings::default(),
         }
     }
@@ -298,7 +315,9 @@ impl NatsConfig {
         if let Some(name) = &self.name {
             o = o.name(name);
         }
-        o = o.connection_timeout(self.connect_timeout);
+        o = o
+            .connection_timeout(self.connect_timeout)
+            .subscription_capacity(self.subscription_capacity.max(1));
         if self.tls.required {
             o = o.require_tls(true);
         }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::config::NatsConfig;
-use super::stats::StatsCounters;
+use super::stats::{Refusal, StatsCounters};
 use crate::error::{TransportError, TransportErrorKind};
 
 /// Connects with an event callback that feeds the counters and the logs.
@@ -37,6 +37,15 @@ pub(crate) async fn connect(
                         tracing::info!("NATS connection re-established");
                     }
                 }
+                async_nats::Event::ServerError(async_nats::ServerError::Other(error)) => {
+                    match Refusal::parse(&error) {
+                        Some(refusal) => {
+                            tracing::warn!(subject = %refusal.subject, subscription = refusal.subscription, "the NATS server refused this for lack of permission: {error}");
+                            stats.refused(refusal);
+                        }
+                        None => tracing::warn!(%error, "NATS server error"),
+                    }
+                }
                 other => tracing::info!(event = %other, "NATS connection event"),
             }
         }
@@ -56,4 +65,56 @@ pub(crate) async fn connect(
             e,
         )
     })
+}
+
+/// Whether `publish` must flush each event itself: a connection made on a
+/// current-thread runtime. There no `Drop` can wait for the connection task
+/// (it runs on the very thread that would wait), so publishes still in the
+/// client's buffer when the program returns from `main` would be lost.
+pub(crate) fn flush_each_publish(runtime: &tokio::runtime::Handle) -> bool {
+    runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+}
+
+/// Flushes `client` from synchronous code (a `Drop`): the flush runs on
+/// the client's runtime while this thread waits, at most `within`. On a
+/// worker thread of a multi-thread runtime the worker is handed to another
+/// thread first (`block_in_place`), so the connection task cannot be stuck
+/// behind the waiting thread. No tokio timer is used: this may run while
+/// the runtime shuts down, where timers panic.
+pub(crate) fn flush_blocking(
+    client: &async_nats::Client,
+    runtime: &tokio::runtime::Handle,
+    within: std::time::Duration,
+) -> Result<(), &'static str> {
+    use std::sync::mpsc::RecvTimeoutError;
+    use tokio::runtime::{Handle, RuntimeFlavor};
+
+    let current = Handle::try_current().ok();
+    if current
+        .as_ref()
+        .is_some_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread)
+    {
+        return Err("dropped on a current-thread runtime, which cannot wait for its connection");
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let flushing = client.clone();
+    // On a runtime that is shutting down the task is dropped at once, and
+    // with it `tx`: the wait below ends.
+    runtime.spawn(async move {
+        let _ = tx.send(flushing.flush().await.is_ok());
+    });
+    let wait = move || rx.recv_timeout(within);
+    let waited = match current {
+        None => wait(),
+        Some(_) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tokio::task::block_in_place(wait)
+        }))
+        .map_err(|_| "cannot block on this thread")?,
+    };
+    match waited {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("the flush failed"),
+        Err(RecvTimeoutError::Timeout) => Err("the flush did not finish in time"),
+        Err(RecvTimeoutError::Disconnected) => Err("the runtime of the connection has stopped"),
+    }
 }

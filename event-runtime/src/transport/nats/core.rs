@@ -8,6 +8,17 @@
 //! is gone. Retries happen in the receiving process and end with it. Losses
 //! that the client can see are counted in [`NatsStats`]. Use the JetStream
 //! transport for at-least-once delivery.
+//!
+//! `publish` returns once the client took the event; the client writes it
+//! out shortly after. So that returning from `main` right after a publish
+//! loses nothing, the last handle users publish through (the `App` and the
+//! `Publisher`s it gave out) flushes the connection when it is dropped
+//! without `App::shutdown`, waiting at most a few seconds
+//! ([`Transport::flush_before_drop`]). That costs nothing per event. On a
+//! current-thread runtime no `Drop` can wait for the connection (its task
+//! runs on the waiting thread), so there each `publish` flushes before it
+//! returns (the client's buffer written to the socket; no server round
+//! trip), and `publish_batch` once per batch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,16 +30,18 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_util::task::TaskTracker;
 
 use super::config::NatsConfig;
-use super::connection::connect;
+use super::connection::{connect, flush_blocking, flush_each_publish};
+use super::jetstream::provision::{check_jetstream, ensure_stream};
 use super::stats::{NatsStats, StatsCounters};
 use super::wire;
 use crate::delivery::DeadLetter;
 use crate::envelope::Envelope;
 use crate::error::{PublishError, TransportError, TransportErrorKind};
+use crate::naming::DEAD_LETTER_PATTERN;
 use crate::stop::StopSignal;
 use crate::transport::{
-    check_topic, AckHandle, Acker, Capabilities, Completion, ConsumerSpec, Delivery, PublishFuture,
-    Settle, Subscription, Transport,
+    check_topic, AckHandle, Acker, Capabilities, Completion, ConsumerSpec, Delivery, ProvisionPlan,
+    PublishFuture, Settle, Subscription, Transport,
 };
 
 /// The core NATS transport (`nats://host:4222`).
@@ -44,6 +57,10 @@ struct Inner {
     /// Local redeliveries (naks) waiting for their delay.
     timers: TaskTracker,
     closed: StopSignal,
+    /// The runtime the connection's task runs on.
+    runtime: tokio::runtime::Handle,
+    /// Connected on a current-thread runtime: `publish` flushes each event.
+    flush_each_publish: bool,
 }
 
 impl std::fmt::Debug for NatsTransport {
@@ -60,6 +77,7 @@ impl NatsTransport {
         config.validate()?;
         let stats = Arc::new(StatsCounters::default());
         let client = connect(&config, stats.clone()).await?;
+        let runtime = tokio::runtime::Handle::current();
         Ok(NatsTransport {
             inner: Arc::new(Inner {
                 client,
@@ -67,6 +85,8 @@ impl NatsTransport {
                 stats,
                 timers: TaskTracker::new(),
                 closed: StopSignal::default(),
+                flush_each_publish: flush_each_publish(&runtime),
+                runtime,
             }),
         })
     }
@@ -89,12 +109,14 @@ impl NatsTransport {
 
 /// Publishes an envelope with core NATS: headers built and checked here,
 /// so that only the client's send is boxed (not the whole envelope: a large
-/// boxed future per event costs more than the publish itself).
+/// boxed future per event costs more than the publish itself). With
+/// `flush`, returns once the client wrote the event to the socket.
 pub(crate) fn publish_core<'a>(
     client: &'a Client,
     config: &NatsConfig,
     stats: &'a StatsCounters,
     envelope: Envelope,
+    flush: bool,
 ) -> PublishFuture<'a> {
     let headers = match wire::headers(&envelope, false) {
         Ok(h) => h,
@@ -114,8 +136,33 @@ pub(crate) fn publish_core<'a>(
                 }
                 StatsCounters::bump(&stats.failed_publishes);
                 PublishError::rejected(&topic, "the NATS client refused the publish", e)
-            })
+            })?;
+        if flush {
+            client.flush().await.map_err(|e| {
+                StatsCounters::bump(&stats.failed_publishes);
+                PublishError::rejected(&topic, "flushing the NATS connection failed", e)
+            })?;
+        }
+        Ok(())
     })
+}
+
+impl NatsTransport {
+    fn send(&self, envelope: Envelope, flush: bool) -> PublishFuture<'_> {
+        if self.inner.closed.is_stopped() {
+            return Completion::ready(Err(PublishError::closed(&envelope.topic)));
+        }
+        if let Err(e) = check_topic(&envelope.topic) {
+            return Completion::ready(Err(e));
+        }
+        publish_core(
+            &self.inner.client,
+            &self.inner.config,
+            &self.inner.stats,
+            envelope,
+            flush,
+        )
+    }
 }
 
 impl Transport for NatsTransport {
@@ -129,22 +176,56 @@ impl Transport for NatsTransport {
             replay: false,
             at_least_once: false,
             max_payload: Some(self.inner.client.server_info().max_payload),
+            queues_outlive_instances: false,
+            deduplicates_publishes: false,
+            stream_positions: false,
         }
     }
 
     fn publish(&self, envelope: Envelope) -> PublishFuture<'_> {
-        if self.inner.closed.is_stopped() {
-            return Completion::ready(Err(PublishError::closed(&envelope.topic)));
+        self.send(envelope, self.inner.flush_each_publish)
+    }
+
+    /// In order; where each publish would flush (a current-thread
+    /// runtime), the batch flushes once, after its last event.
+    fn publish_batch(
+        &self,
+        envelopes: Vec<Envelope>,
+    ) -> BoxFuture<'_, Vec<Result<(), PublishError>>> {
+        Box::pin(async move {
+            let mut sent = Vec::with_capacity(envelopes.len());
+            for envelope in envelopes {
+                let topic = envelope.topic.clone();
+                sent.push((topic, self.send(envelope, false).await));
+            }
+            if self.inner.flush_each_publish && !sent.is_empty() {
+                if let Err(e) = self.inner.client.flush().await {
+                    StatsCounters::bump(&self.inner.stats.failed_publishes);
+                    let why = e.to_string();
+                    for (topic, result) in sent.iter_mut().filter(|(_, r)| r.is_ok()) {
+                        *result = Err(PublishError::rejected(
+                            topic,
+                            "flushing the NATS connection failed",
+                            why.clone(),
+                        ));
+                    }
+                }
+            }
+            sent.into_iter().map(|(_, result)| result).collect()
+        })
+    }
+
+    fn flush_before_drop(&self, within: Duration) {
+        // Closed: `close` flushed. Flushing each publish: nothing is left.
+        if self.inner.closed.is_stopped() || self.inner.flush_each_publish {
+            return;
         }
-        if let Err(e) = check_topic(&envelope.topic) {
-            return Completion::ready(Err(e));
+        if let Err(why) = flush_blocking(&self.inner.client, &self.inner.runtime, within) {
+            tracing::warn!(
+                reason = why,
+                "events published on core NATS may not have left this process: {why}; call `App::shutdown` (or `Transport::close`) before returning from `main`"
+            );
         }
-        publish_core(
-            &self.inner.client,
-            &self.inner.config,
-            &self.inner.stats,
-            envelope,
-        )
     }
 
     fn subscribe(
@@ -175,6 +256,19 @@ impl Transport for NatsTransport {
                     e,
                 )
             })?;
+            // A refusal comes before the flush's answer, but reaches the
+            // counters through the connection's event task: give it a moment
+            // (20 ms per core NATS handler at start-up).
+            self.inner
+                .stats
+                .wait_for_refusal(&subject, Duration::from_millis(20))
+                .await;
+            if self.inner.stats.subscription_refused(&subject) {
+                return Err(TransportError::new(
+                    TransportErrorKind::PermissionDenied,
+                    format!("the NATS server refused the subscription to `{subject}`: the account may not subscribe to it (Permissions Violation)"),
+                ));
+            }
             let (retry_tx, retry_rx) = mpsc::unbounded_channel();
             Ok(Box::new(CoreSubscription {
                 inner: self.inner.clone(),
@@ -186,6 +280,27 @@ impl Transport for NatsTransport {
                 retry_tx,
                 stopped: StopSignal::default(),
             }) as Box<dyn Subscription>)
+        })
+    }
+
+    /// Creates (or extends, or with `provision=verify` checks) the
+    /// dead-letter stream when the server has JetStream, so that dead
+    /// letters are stored and acknowledged. Without JetStream, start-up
+    /// warns: a dead letter then fails (nothing would store it) and the
+    /// event is dropped after the tries, counted.
+    fn prepare<'a>(&'a self, plan: &'a ProvisionPlan) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(async move {
+            let c = &self.inner.config;
+            if let Err(e) = check_jetstream(&self.inner.client).await {
+                tracing::warn!(error = %e, "core NATS without JetStream: dead letters cannot be stored; a handler that gives up drops its event (counted in `dropped`)");
+                return Ok(());
+            }
+            let js = async_nats::jetstream::new(self.inner.client.clone());
+            let mut subjects = vec![c.subject(DEAD_LETTER_PATTERN)];
+            subjects.extend(plan.dead_letter_topics.iter().map(|t| c.subject(t)));
+            ensure_stream(&js, c, &c.dead_letter_stream_name(), subjects)
+                .await
+                .map(drop)
         })
     }
 
@@ -210,22 +325,58 @@ impl Transport for NatsTransport {
     }
 }
 
+/// How long a dead letter waits for the dead-letter stream's acknowledgement.
+const DEAD_LETTER_ACK_WAIT: Duration = Duration::from_secs(2);
+
+/// Publishes a dead letter as a request, so that the JetStream stream that
+/// stores it acknowledges it: only then is the event "dead-lettered". With
+/// no stream (and no subscriber) on the subject, or no acknowledgement, the
+/// dead letter is an error, never reported as stored.
 async fn publish_dead_letter(inner: &Inner, letter: &DeadLetter) -> Result<(), PublishError> {
     check_topic(&letter.topic)?;
-    let (subject, headers, payload) = wire::dead_letter_message(&inner.config, letter)?;
-    inner
+    let max_payload = inner.client.server_info().max_payload;
+    let (subject, headers, payload) =
+        wire::dead_letter_message(&inner.config, letter, max_payload)?;
+    let topic = &letter.topic;
+    let request = async_nats::Request::new()
+        .headers(headers)
+        .payload(payload)
+        .timeout(Some(DEAD_LETTER_ACK_WAIT));
+    let reply = inner
         .client
-        .publish_with_headers(subject, headers, payload)
+        .send_request(subject.clone(), request)
         .await
         .map_err(|e| {
-            PublishError::rejected(&letter.topic, "the NATS client refused the dead letter", e)
+            let why = match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => {
+                    "no JetStream stream stores the dead-letter subject (the server may lack JetStream)"
+                }
+                async_nats::RequestErrorKind::TimedOut => {
+                    "no acknowledgement of the dead letter within 2 s"
+                }
+                _ => "the NATS client refused the dead letter",
+            };
+            PublishError::rejected(topic, why, e)
         })?;
-    // A dead letter is the last trace of an event: make sure it left.
-    inner
-        .client
-        .flush()
-        .await
-        .map_err(|e| PublishError::rejected(&letter.topic, "flushing the dead letter failed", e))
+    // A stream's answer: `{"stream":..,"seq":..}` or `{"error":{..}}`.
+    let answer: serde_json::Value = serde_json::from_slice(&reply.payload).map_err(|e| {
+        PublishError::rejected(topic, "unreadable acknowledgement of the dead letter", e)
+    })?;
+    if let Some(error) = answer.get("error") {
+        return Err(PublishError::rejected(
+            topic,
+            "the dead-letter stream refused the dead letter",
+            crate::error::BoxError::from(error.to_string()),
+        ));
+    }
+    if answer.get("seq").is_none() {
+        return Err(PublishError::rejected(
+            topic,
+            "the dead letter was answered, but not by a JetStream stream",
+            crate::error::BoxError::from(answer.to_string()),
+        ));
+    }
+    Ok(())
 }
 
 struct Redelivery {
@@ -276,6 +427,7 @@ impl CoreSubscription {
         let inner = self.inner.clone();
         self.inner.timers.spawn(async move {
             if let Err(e) = publish_dead_letter(&inner, &letter).await {
+                StatsCounters::bump(&inner.stats.malformed_dropped);
                 tracing::error!(error = %e, "dead letter of a malformed message failed; it is lost (core NATS is at-most-once)");
             }
         });

@@ -17,6 +17,10 @@ pub use self::core::NatsTransport;
 pub use self::jetstream::JetStreamTransport;
 pub use self::stats::NatsStats;
 
+// The receive and dead-letter paths of the wire format, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) use self::wire::{dead_letter_message, envelope_of, headers, malformed_letter, MSG_ID};
+
 /// The NATS client crate, for what eventwire does not wrap (inspecting
 /// streams, reading dead letters with a plain consumer).
 pub use async_nats;

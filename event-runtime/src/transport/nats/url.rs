@@ -11,9 +11,11 @@ impl NatsConfig {
     /// Parses `nats://[user[:password]@]host[:port][,host[:port]...][?options]`
     /// (also `tls://` and `jetstream://`). A user without password is a token.
     /// Options: `name`, `prefix`, `token`, `nkey`, `creds`, `tls_required`,
-    /// `tls_ca`, `tls_cert`, `tls_key`, `connect_timeout`, and for JetStream
+    /// `tls_ca`, `tls_cert`, `tls_key`, `connect_timeout`, `subscription_capacity`,
+    /// and for JetStream
     /// `stream`, `dead_letter_stream`, `storage`, `replicas`, `max_age`,
-    /// `duplicate_window`, `provision`, `ack_wait`, `publish_window`.
+    /// `duplicate_window`, `provision`, `ack_wait`, `publish_window`,
+    /// `extra_deliveries`.
     /// Durations use [`crate::duration`]'s grammar (`250ms`, `30s`, `7d`).
     ///
     /// ```
@@ -69,6 +71,14 @@ impl NatsConfig {
                 "tls_cert" => cert = Some(PathBuf::from(v)),
                 "tls_key" => key = Some(PathBuf::from(v)),
                 "connect_timeout" => config.connect_timeout = duration(&v)?,
+                "subscription_capacity" => {
+                    config.subscription_capacity =
+                        v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                            bad(format!(
+                                "subscription_capacity `{v}`: expected an integer >= 1"
+                            ))
+                        })?
+                }
                 "stream" => config.stream.name = Some(v),
                 "dead_letter_stream" => config.stream.dead_letter_name = Some(v),
                 "storage" => {
@@ -90,6 +100,11 @@ impl NatsConfig {
                 "max_age" => config.stream.max_age = Some(duration(&v)?),
                 "duplicate_window" => config.stream.duplicate_window = duration(&v)?,
                 "ack_wait" => config.stream.ack_wait = duration(&v)?,
+                "extra_deliveries" => {
+                    config.stream.extra_deliveries = v.parse().ok().ok_or_else(|| {
+                        bad(format!("extra_deliveries `{v}`: expected an integer >= 0"))
+                    })?
+                }
                 "publish_window" => {
                     config.stream.publish_window =
                         v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
@@ -129,7 +144,7 @@ mod tests {
     #[test]
     fn parses_urls() {
         let c = NatsConfig::from_url(
-            "jetstream://u:p%40ss@a:4222,b?name=svc&prefix=staging&stream=ORDERS&storage=memory&replicas=3&max_age=7d&duplicate_window=5m&provision=verify&ack_wait=10s",
+            "jetstream://u:p%40ss@a:4222,b?name=svc&prefix=staging&stream=ORDERS&storage=memory&replicas=3&max_age=7d&duplicate_window=5m&provision=verify&ack_wait=10s&extra_deliveries=7&subscription_capacity=1000",
         )
         .unwrap();
         assert_eq!(c.servers, ["nats://a:4222", "nats://b:4222"]);
@@ -151,6 +166,10 @@ mod tests {
         assert_eq!(c.stream.duplicate_window, Duration::from_secs(300));
         assert_eq!(c.stream.provision, Provision::Verify);
         assert_eq!(c.stream.ack_wait, Duration::from_secs(10));
+        assert_eq!(c.stream.extra_deliveries, 7);
+        assert_eq!(c.subscription_capacity, 1000);
+        assert!(NatsConfig::from_url("nats://a?subscription_capacity=0").is_err());
+        assert!(NatsConfig::from_url("nats://a?extra_deliveries=-1").is_err());
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("p@ss"), "{dbg}");
     }

@@ -7,18 +7,21 @@
 //! - Publishing waits for the server's acknowledgement; `Nats-Msg-Id` is the
 //!   event id, so a publish retried within the duplicate window is stored
 //!   once. `publish_batch` pipelines up to `publish_window` acknowledgements.
-//! - One durable pull consumer per (group, handler); `concurrency` is its
-//!   `max_ack_pending`. A delivery is acknowledged only after the handler
+//! - One durable pull consumer per (group, handler); its `max_ack_pending`
+//!   is `concurrency` + 1000, room for events waiting out a retry delay
+//!   (each instance asks only for what its `concurrency` can take). A delivery is acknowledged only after the handler
 //!   succeeded; a failure is a nak with the retry policy's delay (the attempt
 //!   number is the server's delivery count); the last attempt or a permanent
-//!   error publishes a dead letter and then terminates the message; a failed
-//!   dead-letter publish leaves the message unacknowledged. Running handlers
+//!   error publishes a dead letter and then terminates the message; a dead
+//!   letter that fails on every try ends the message too, counted
+//!   (docs/wire-format.md, "Dead letters"). Running handlers
 //!   send progress signals so they are not redelivered while they work.
 //! - A consumer that was deleted, missed heartbeats or lost its server is
 //!   recreated by itself (logged, and counted in [`NatsStats`]).
 
 mod acker;
-mod provision;
+mod advisory;
+pub(super) mod provision;
 mod pump;
 
 use std::sync::Arc;
@@ -156,13 +159,11 @@ impl Inner {
             StatsCounters::bump(&stats.failed_publishes);
             PublishError::rejected(topic, "the JetStream publish was not acknowledged", e)
         };
+        let subject = self.config.subject(&envelope.topic);
+        let refusals_before = self.stats.refusal_count();
         let ack = self
             .js
-            .publish_with_headers(
-                self.config.subject(&envelope.topic),
-                headers,
-                envelope.payload.clone(),
-            )
+            .publish_with_headers(subject.clone(), headers, envelope.payload.clone())
             .await
             .map_err(|e| {
                 if e.kind() == async_nats::jetstream::context::PublishErrorKind::MaxPayloadExceeded
@@ -173,16 +174,33 @@ impl Inner {
             })?;
         let stats = self.stats.clone();
         Ok(async move {
-            ack.await
-                .map(|_| ())
-                .map_err(|e| failed(Box::new(e), &topic, &stats))
+            // A publish the account may not make is never acknowledged: the
+            // server's refusal ends the wait at once instead of the timeout.
+            tokio::select! {
+                biased;
+                acked = ack => acked
+                    .map(|_| ())
+                    .map_err(|e| failed(Box::new(e), &topic, &stats)),
+                () = stats.publish_refused(&subject, refusals_before) => {
+                    StatsCounters::bump(&stats.failed_publishes);
+                    Err(PublishError::Transport {
+                        topic: topic.clone(),
+                        source: crate::error::TransportError::new(
+                            TransportErrorKind::PermissionDenied,
+                            format!("the NATS server refused the publish to `{subject}`: the account may not publish to it (Permissions Violation)"),
+                        ),
+                    })
+                }
+            }
         }
         .boxed())
     }
 
     async fn dead_letter(&self, letter: &DeadLetter) -> Result<(), PublishError> {
         check_topic(&letter.topic)?;
-        let (subject, headers, payload) = wire::dead_letter_message(&self.config, letter)?;
+        let max_payload = self.client.server_info().max_payload;
+        let (subject, headers, payload) =
+            wire::dead_letter_message(&self.config, letter, max_payload)?;
         let topic = letter.topic.clone();
         let err = |e: crate::error::BoxError| {
             PublishError::rejected(&topic, "the dead letter was not acknowledged", e)
@@ -208,6 +226,9 @@ impl Transport for JetStreamTransport {
             replay: true,
             at_least_once: true,
             max_payload: Some(self.inner.client.server_info().max_payload),
+            queues_outlive_instances: false,
+            deduplicates_publishes: true,
+            stream_positions: true,
         }
     }
 
@@ -282,8 +303,23 @@ impl Transport for JetStreamTransport {
             let stream_name = self.inner.config.stream_name();
             let config = self.inner.consumer_config(&spec);
             let consumer = self.inner.ensure_consumer(&stream_name, &config).await?;
-            let (tx, rx) = mpsc::channel(spec.concurrency.max(1));
             let stopped = StopSignal::default();
+            let watcher = advisory::Watcher {
+                inner: self.inner.clone(),
+                stream: stream_name.clone(),
+                consumer: consumer.cached_info().name.clone(),
+                owner: (spec.group.clone(), spec.handler),
+                stopped: stopped.clone(),
+            };
+            let watching = watcher.start().await.map_err(|e| {
+                failure(
+                    TransportErrorKind::Subscribe,
+                    "subscribing to the consumer's max-deliveries advisories",
+                    e,
+                )
+            })?;
+            self.inner.tasks.spawn(watching);
+            let (tx, rx) = mpsc::channel(spec.concurrency.max(1));
             let pump = Pump {
                 inner: self.inner.clone(),
                 stream_name,

@@ -1,0 +1,87 @@
+//! The transport conformance suite (`eventwire::testing::conformance`, the
+//! crate `eventwire-conformance`) on every transport of this repository:
+//! the in-memory bus, and core NATS and JetStream on the oldest and the
+//! newest installed nats-server. One test per (transport, scenario), named
+//! `<transport>::<scenario>`, so nextest runs them in parallel and its
+//! output reads as the matrix.
+//!
+//! The NATS entries share one nats-server per version for the whole test
+//! binary; each test keeps to a subject prefix (and stream) of its own. A
+//! scenario a transport does not claim passes as skipped, with the reason
+//! on stderr:
+//!
+//! ```text
+//! cargo nextest run --test conformance --no-capture 2>&1 | grep -E '^(run|skip):' | sort
+//! ```
+//!
+//! Transport-specific behaviour (JetStream provisioning, ack wait, consumer
+//! recreation, server restarts, security, core NATS configuration) stays in
+//! the transports' own test files.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use eventwire_conformance::{conformance_tests, MemoryHarness, NatsHarness};
+use support::{server_binary, shared_server, ServerSlot};
+
+/// A harness on the shared nats-server of `slot`: core NATS, or JetStream.
+async fn nats(slot: ServerSlot, jetstream: bool) -> Result<NatsHarness, String> {
+    let binary = server_binary(slot)?;
+    let server = tokio::task::spawn_blocking(move || shared_server(&binary))
+        .await
+        .unwrap();
+    let (major, minor, patch) = server.binary.semver();
+    let scheme = if jetstream { "jetstream" } else { "nats" };
+    NatsHarness::connect(
+        &format!("127.0.0.1:{}", server.port),
+        jetstream,
+        format!("{scheme} (nats-server {major}.{minor}.{patch})"),
+    )
+    .await
+}
+
+mod memory {
+    use super::*;
+    conformance_tests!(|| async { Ok::<_, String>(MemoryHarness::new()) });
+}
+
+mod nats_oldest {
+    use super::*;
+    conformance_tests!(|| nats(ServerSlot::Oldest, false));
+}
+
+mod nats_newest {
+    use super::*;
+    conformance_tests!(|| nats(ServerSlot::Newest, false));
+}
+
+mod jetstream_oldest {
+    use super::*;
+    conformance_tests!(|| nats(ServerSlot::Oldest, true));
+}
+
+mod jetstream_newest {
+    use super::*;
+    conformance_tests!(|| nats(ServerSlot::Newest, true));
+}
+
+/// The scenarios' handlers run only when an app names them: an app that
+/// selects every handler of this binary gets none of them.
+#[test]
+fn the_suite_adds_no_handler_to_apps_that_select_all() {
+    let registry = eventwire::Registry::global();
+    let selected: Vec<_> = registry
+        .select("any", &eventwire::HandlerSelection::All)
+        .map(|h| h.function)
+        .collect();
+    assert!(
+        selected
+            .iter()
+            .all(|f| !f.starts_with("eventwire_conformance::")),
+        "{selected:?}"
+    );
+    assert!(registry
+        .handlers()
+        .iter()
+        .any(|h| h.is_conformance_scenario()));
+}
