@@ -58,7 +58,7 @@ async fn app(url: &str, store: &InMemoryIdempotency, rec: &Recorder, me: Instanc
 
 /// `jetstream://…?prefix=<unique>`; a short ack wait bounds how long a
 /// nats-server 2.9 keeps an event handed back at shutdown in the pull
-/// request of the stopped instance (see `tests/guarantees/lifecycle.rs`).
+/// request of the stopped instance (see `conformance/src/scenarios/lifecycle.rs`).
 fn test_url(server: &SharedServer) -> String {
     format!(
         "{}?prefix={}&ack_wait=2s",

@@ -3,7 +3,7 @@
 //! past the ack wait, stream provisioning and verification, a deleted
 //! consumer recreated. The delivery guarantees of JetStream (groups, order,
 //! retries, dead letters, de-duplication, shutdown, ...) are proven by the
-//! guarantee suite (`tests/guarantees/`).
+//! guarantee suite (`conformance/`, run by `tests/conformance.rs`).
 //!
 //! The tests share one nats-server per version and keep apart by a subject
 //! prefix of their own, which also names their stream.

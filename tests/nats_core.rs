@@ -1,7 +1,7 @@
 //! Core NATS configuration: what is specific to connecting to NATS. The
 //! delivery guarantees of core NATS (groups, order, retries, dead letters,
 //! payload limit, bad input, ...) are proven by the guarantee suite
-//! (`tests/guarantees/`), on every installed nats-server.
+//! (`conformance/`, run by `tests/conformance.rs`), on every installed nats-server.
 
 mod support;
 

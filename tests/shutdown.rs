@@ -1,7 +1,7 @@
 //! Stopping an app from outside: `run_until` returns when its future
 //! completes or a `ShutdownHandle` fires. Draining in-flight handlers and the
 //! shutdown deadline are guarantees proven on every transport by the
-//! guarantee suite (`tests/guarantees/lifecycle.rs`).
+//! guarantee suite (`conformance/src/scenarios/lifecycle.rs`).
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! at what was published (decoded, in order), which handler attempts ran
 //! with which outcome, and what was dead-lettered. The delivery guarantees
 //! themselves are proven on every transport by the guarantee suite
-//! (`tests/guarantees/`).
+//! (`conformance/`, run by `tests/conformance.rs`).
 
 mod support;
 
