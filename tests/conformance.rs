@@ -21,8 +21,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use eventwire_conformance::{conformance_tests, MemoryHarness, NatsHarness};
-use support::{server_binary, shared_server, ServerSlot};
+use eventwire_conformance::{conformance_tests, KafkaHarness, MemoryHarness, NatsHarness};
+use support::{server_binary, shared_kafka, shared_server, tansu_version, ServerSlot};
 
 /// A harness on the shared nats-server of `slot`: core NATS, or JetStream.
 async fn nats(slot: ServerSlot, jetstream: bool) -> Result<NatsHarness, String> {
@@ -38,6 +38,12 @@ async fn nats(slot: ServerSlot, jetstream: bool) -> Result<NatsHarness, String> 
         format!("{scheme} (nats-server {major}.{minor}.{patch})"),
     )
     .await
+}
+
+/// A harness on the shared Kafka-compatible broker (tansu).
+async fn kafka_harness() -> Result<KafkaHarness, String> {
+    let address = tokio::task::spawn_blocking(shared_kafka).await.unwrap();
+    KafkaHarness::connect(&address, format!("kafka ({})", tansu_version())).await
 }
 
 mod memory {
@@ -63,6 +69,11 @@ mod jetstream_oldest {
 mod jetstream_newest {
     use super::*;
     conformance_tests!(|| nats(ServerSlot::Newest, true));
+}
+
+mod kafka {
+    use super::*;
+    conformance_tests!(kafka_harness);
 }
 
 /// The scenarios' handlers run only when an app names them: an app that

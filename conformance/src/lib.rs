@@ -46,6 +46,8 @@ mod support;
 
 pub use bus::{Bus, PATIENCE, SERVICE};
 pub use features::{Claim, Features};
+#[cfg(feature = "kafka")]
+pub use harness::kafka::KafkaHarness;
 pub use harness::memory::MemoryHarness;
 #[cfg(feature = "nats")]
 pub use harness::nats::NatsHarness;

@@ -53,6 +53,8 @@ pub use handler::{
 pub use observe::{HandlerMetrics, HandlerRun, Metrics, Observer, Outcome};
 pub use publisher::Publisher;
 pub use registry::{HandlerSelection, Registry, ValidationError, ValidationErrors};
+#[cfg(feature = "kafka")]
+pub use transport::kafka;
 pub use transport::memory::MemoryTransport;
 #[cfg(feature = "nats")]
 pub use transport::nats;

@@ -475,6 +475,7 @@ mod tests {
         queues_outlive_instances: false,
         deduplicates_publishes: true,
         stream_positions: true,
+        counts_deliveries: true,
     };
     const EPHEMERAL: Capabilities = Capabilities {
         durable_consumers: false,
@@ -484,6 +485,7 @@ mod tests {
         queues_outlive_instances: false,
         deduplicates_publishes: false,
         stream_positions: false,
+        counts_deliveries: false,
     };
 
     fn errors(

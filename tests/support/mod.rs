@@ -9,12 +9,14 @@
 //! - [`log_capture`]: what the code under test logged through `tracing`.
 #![allow(dead_code, unused_imports, unused_macros)]
 
+pub mod kafka_broker;
 pub mod log_capture;
 pub mod nats_server;
 
 pub use eventwire_conformance::{
     eventually, eventually_async, Arrival, Delivery, Effect, Instance, Recorder, SENTINEL_HEADER,
 };
+pub use kafka_broker::{shared_kafka, tansu_version};
 pub use log_capture::{LogCapture, LogLine};
 pub use nats_server::{
     free_port, server_binaries, server_binary, shared_server, unique_prefix, NatsServer,

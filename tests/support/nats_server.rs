@@ -117,12 +117,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_listening(port: u16, version: &str, within: Duration) {
+pub fn wait_listening(port: u16, label: &str, within: Duration) {
     let deadline = Instant::now() + within;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "nats-server ({version}) did not listen on port {port} within {within:?}"
+            "{label} did not listen on port {port} within {within:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -202,7 +202,11 @@ impl NatsServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.path.display()));
         self.child = Some(child);
-        wait_listening(self.port, &self.binary.version, Duration::from_secs(15));
+        wait_listening(
+            self.port,
+            &format!("nats-server ({})", self.binary.version),
+            Duration::from_secs(15),
+        );
     }
 
     pub fn url(&self, scheme: &str) -> String {
@@ -263,11 +267,11 @@ impl SharedServer {
 }
 
 /// Stops the server when the runner process is gone, then removes the
-/// server's directory. Arguments: server binary, port, runner PID, directory.
-/// It polls once a second: a fork per second for the whole run.
+/// server's directory. Arguments: runner PID, directory, then the server's
+/// command line. It polls once a second: a fork per second for the whole run.
 const WATCHDOG: &str = r#"
-server=$1; port=$2; runner=$3; dir=$4
-"$server" -a 127.0.0.1 -p "$port" -js -sd "$dir/store" >/dev/null 2>&1 &
+runner=$1; dir=$2; shift 2
+"$@" >/dev/null 2>&1 &
 pid=$!
 while kill -0 "$runner" 2>/dev/null && kill -0 "$pid" 2>/dev/null; do sleep 1; done
 kill "$pid" 2>/dev/null
@@ -289,6 +293,31 @@ fn runner() -> (u32, String) {
 /// The nats-server (with JetStream) of `binary` shared by this test binary
 /// in this run: started by the first test that asks, found by the others.
 pub fn shared_server(binary: &ServerBinary) -> SharedServer {
+    let path = binary.path.display().to_string();
+    let label = format!("nats-server ({})", binary.version);
+    let port = shared_process(&path, &label, |port, dir| {
+        vec![
+            path.clone(),
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-js".into(),
+            "-sd".into(),
+            dir.join("store").display().to_string(),
+        ]
+    });
+    SharedServer {
+        binary: binary.clone(),
+        port,
+    }
+}
+
+/// A server process shared by this test binary in this run, named by `id`:
+/// started by the first test that asks (`command` gets the free port and a
+/// directory of its own), found by the others; stopped by a watchdog once
+/// the test runner is gone. Returns its port once it listens.
+pub fn shared_process(id: &str, label: &str, command: impl Fn(u16, &Path) -> Vec<String>) -> u16 {
     use std::hash::{Hash, Hasher};
     let (runner_pid, run) = runner();
     let exe = std::env::current_exe().unwrap();
@@ -298,7 +327,7 @@ pub fn shared_server(binary: &ServerBinary) -> SharedServer {
         .unwrap_or("tests")
         .to_owned();
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    binary.path.hash(&mut h);
+    id.hash(&mut h);
     let root = std::env::temp_dir().join("eventwire-shared-nats");
     std::fs::create_dir_all(&root).unwrap();
     let dir = root.join(format!("{run}-{exe_name}-{:016x}", h.finish()));
@@ -313,10 +342,9 @@ pub fn shared_server(binary: &ServerBinary) -> SharedServer {
                 .arg("-c")
                 .arg(r#"sh -c "$0" watchdog "$@" </dev/null >/dev/null 2>&1 &"#)
                 .arg(WATCHDOG)
-                .arg(&binary.path)
-                .arg(port.to_string())
                 .arg(runner_pid.to_string())
                 .arg(&dir)
+                .args(command(port, &dir))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -324,20 +352,13 @@ pub fn shared_server(binary: &ServerBinary) -> SharedServer {
                 // (a timeout) do not stop a server other tests use.
                 .process_group(0)
                 .status()
-                .unwrap_or_else(|e| panic!("cannot start the watchdog of {}: {e}", binary.version));
-            assert!(
-                status.success(),
-                "the watchdog of {} did not start",
-                binary.version
-            );
-            wait_listening(port, &binary.version, Duration::from_secs(15));
+                .unwrap_or_else(|e| panic!("cannot start the watchdog of {label}: {e}"));
+            assert!(status.success(), "the watchdog of {label} did not start");
+            wait_listening(port, label, Duration::from_secs(15));
             let tmp = dir.join("port.tmp");
             std::fs::write(&tmp, port.to_string()).unwrap();
             std::fs::rename(&tmp, &ready).unwrap();
-            SharedServer {
-                binary: binary.clone(),
-                port,
-            }
+            port
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -347,17 +368,13 @@ pub fn shared_server(binary: &ServerBinary) -> SharedServer {
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "the shared nats-server ({}) in {} did not become ready",
-                    binary.version,
+                    "the shared {label} in {} did not become ready",
                     dir.display()
                 );
                 std::thread::sleep(Duration::from_millis(20));
             };
-            wait_listening(port, &binary.version, Duration::from_secs(5));
-            SharedServer {
-                binary: binary.clone(),
-                port,
-            }
+            wait_listening(port, label, Duration::from_secs(5));
+            port
         }
         Err(e) => panic!("cannot create {}: {e}", dir.display()),
     }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use event_runtime::{HandlerErrorKind, Transport};
 use futures_util::future::BoxFuture;
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;

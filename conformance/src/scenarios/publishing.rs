@@ -73,7 +73,12 @@ pub async fn oversized_payload_is_a_typed_error(bus: &Bus, features: &Features) 
         1,
         "the oversized event never left"
     );
-    assert_eq!(bus.failed_publishes(), Some(0));
+    // Where the transport counts sends that failed after being accepted.
+    assert!(
+        matches!(bus.failed_publishes(), None | Some(0)),
+        "{:?}",
+        bus.failed_publishes()
+    );
     consumer.shutdown().await.unwrap();
     producer.shutdown().await.unwrap();
 }

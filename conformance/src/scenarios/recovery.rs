@@ -91,7 +91,7 @@ async fn conformance_crash_job(
 /// handlers in flight: a successor gets every event, the ones the dead
 /// instance held included (as redeliveries), and each is applied exactly
 /// once.
-pub async fn killed_instance_events_are_redelivered(bus: &Bus, _features: &Features) {
+pub async fn killed_instance_events_are_redelivered(bus: &Bus, features: &Features) {
     const H: &str = "conformance_crash_job";
     const EVENTS: u32 = 50;
     let rec = Recorder::default();
@@ -138,8 +138,9 @@ pub async fn killed_instance_events_are_redelivered(bus: &Bus, _features: &Featu
             1,
             "event {n} held by the dead instance came back once"
         );
+        // Where the broker counts deliveries, the copy says it is one.
         assert!(
-            again[0].attempt >= 2,
+            again[0].attempt >= 2 || !features.capabilities.counts_deliveries,
             "event {n} came back as a redelivery (attempt {})",
             again[0].attempt
         );

@@ -94,7 +94,7 @@ impl AppBuilder {
     }
 
     /// Chooses the transport from a URL: `memory://`, `nats://host:port`,
-    /// `jetstream://host:port`.
+    /// `jetstream://host:port`, `kafka://host:port` (feature `kafka`).
     pub fn transport_url(mut self, url: &str) -> Result<Self> {
         self.transport = parse_url(url)?;
         self.transport_url = Some(redact(url));
@@ -199,6 +199,11 @@ impl AppBuilder {
                 Arc::new(
                     crate::transport::nats::JetStreamTransport::connect(config.clone()).await?,
                 ),
+                true,
+            ),
+            #[cfg(feature = "kafka")]
+            TransportChoice::Kafka(config) => (
+                Arc::new(crate::transport::kafka::KafkaTransport::connect(config.clone()).await?),
                 true,
             ),
         })

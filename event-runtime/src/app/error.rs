@@ -84,10 +84,12 @@ pub struct UrlError {
 #[non_exhaustive]
 pub enum UrlErrorKind {
     /// No `scheme://`.
-    #[error("expected `memory://`, `nats://host:port` or `jetstream://host:port`")]
+    #[error(
+        "expected `memory://`, `nats://host:port`, `jetstream://host:port` or `kafka://host:port`"
+    )]
     MissingScheme,
     /// A scheme eventwire does not know.
-    #[error("unknown scheme `{0}`; expected `memory`, `nats` or `jetstream`")]
+    #[error("unknown scheme `{0}`; expected `memory`, `nats`, `jetstream` or `kafka`")]
     UnknownScheme(String),
     /// The scheme's transport is behind a cargo feature that is off.
     #[error("the `{scheme}://` transport is not compiled in: enable the `{feature}` feature of eventwire")]

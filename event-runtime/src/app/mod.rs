@@ -203,6 +203,9 @@ impl App {
             );
             self.tasks.shutdown().await;
         }
+        for s in &self.subscriptions {
+            s.close().await;
+        }
         self.shut_down = true;
         if self.owns_transport {
             self.transport.close().await?;

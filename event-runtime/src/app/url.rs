@@ -13,10 +13,12 @@ pub(super) enum TransportChoice {
     Nats(crate::transport::nats::NatsConfig),
     #[cfg(feature = "nats")]
     JetStream(crate::transport::nats::NatsConfig),
+    #[cfg(feature = "kafka")]
+    Kafka(crate::transport::kafka::KafkaConfig),
 }
 
 /// The transport a URL names: `memory://`, `nats://...`, `tls://...`,
-/// `jetstream://...`.
+/// `jetstream://...`, `kafka://...`.
 pub(super) fn parse_url(url: &str) -> Result<TransportChoice> {
     let bad = |kind| UrlError {
         url: redact(url),
@@ -45,6 +47,17 @@ pub(super) fn parse_url(url: &str) -> Result<TransportChoice> {
                 "nats"
             },
             feature: "nats",
+        })
+        .into()),
+        #[cfg(feature = "kafka")]
+        "kafka" => Ok(TransportChoice::Kafka(
+            crate::transport::kafka::KafkaConfig::from_url(url)
+                .map_err(|e| bad(UrlErrorKind::Invalid(e)))?,
+        )),
+        #[cfg(not(feature = "kafka"))]
+        "kafka" => Err(bad(UrlErrorKind::FeatureDisabled {
+            scheme: "kafka",
+            feature: "kafka",
         })
         .into()),
         other => Err(bad(UrlErrorKind::UnknownScheme(other.to_owned())).into()),

@@ -94,6 +94,9 @@ pub enum EnvelopeError {
     /// `ce-time` is not RFC 3339.
     #[error("invalid `ce-time` `{0}`; expected an RFC 3339 timestamp")]
     Time(String),
+    /// A header value is not UTF-8 text (transports whose headers are bytes: Kafka).
+    #[error("header `{0}` is not UTF-8 text")]
+    NotUtf8(String),
 }
 
 impl Envelope {

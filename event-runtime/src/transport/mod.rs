@@ -7,6 +7,9 @@
 //! can and say what they do not promise through [`Capabilities`].
 
 mod ack;
+pub(crate) mod dead_letter;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod memory;
 #[cfg(feature = "nats")]
 pub mod nats;
@@ -45,6 +48,12 @@ pub struct Capabilities {
     /// Deliveries carry a position in a stream, and dead letters record it
     /// (JetStream's stream sequence).
     pub stream_positions: bool,
+    /// The broker counts deliveries: an event redelivered after its
+    /// consumer died carries the next attempt number (JetStream). Where it
+    /// does not (Kafka), the attempt number restarts at 1 after a crash or
+    /// a rebalance, so an event may get up to `max_attempts` attempts per
+    /// consumer that takes it.
+    pub counts_deliveries: bool,
 }
 
 /// How long after a handler completed an event the transport may deliver
@@ -149,6 +158,14 @@ pub trait Subscription: Send + Sync {
     }
     /// Stops taking new events; deliveries already handed out stay valid.
     fn stop(&self) -> BoxFuture<'_, ()>;
+    /// Called once after the workers finished with their deliveries (or
+    /// were stopped): releases what this instance holds on the broker, and
+    /// resolves once it did (a Kafka consumer commits what finished and
+    /// leaves its group, so that the next instance's join is not mixed up
+    /// with its departure). Nothing to do by default.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// What a program publishes and consumes, for transports that provision

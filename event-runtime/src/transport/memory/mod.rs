@@ -340,6 +340,7 @@ impl Transport for MemoryTransport {
             queues_outlive_instances: true,
             deduplicates_publishes: false,
             stream_positions: false,
+            counts_deliveries: true,
         }
     }
 

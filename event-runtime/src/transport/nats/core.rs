@@ -179,6 +179,7 @@ impl Transport for NatsTransport {
             queues_outlive_instances: false,
             deduplicates_publishes: false,
             stream_positions: false,
+            counts_deliveries: false,
         }
     }
 

@@ -10,30 +10,10 @@ use crate::delivery::{DeadLetter, HandlerErrorKind};
 use crate::envelope::{format_time, Envelope, EnvelopeError};
 use crate::error::PublishError;
 use crate::topic::validate_pattern;
+use crate::transport::dead_letter::header as dlq;
 
 /// `Nats-Msg-Id`: JetStream de-duplicates publishes by it.
 pub(crate) const MSG_ID: &str = "Nats-Msg-Id";
-
-/// Dead-letter headers added to the original ones.
-pub(crate) mod dlq {
-    pub(crate) const ERROR: &str = "eventwire-dlq-error";
-    pub(crate) const ERROR_KIND: &str = "eventwire-dlq-error-kind";
-    pub(crate) const HANDLER: &str = "eventwire-dlq-handler";
-    pub(crate) const GROUP: &str = "eventwire-dlq-group";
-    pub(crate) const ATTEMPTS: &str = "eventwire-dlq-attempts";
-    pub(crate) const STREAM_SEQUENCE: &str = "eventwire-dlq-stream-sequence";
-    pub(crate) const FAILED_AT: &str = "eventwire-dlq-failed-at";
-    /// The dead-letter topic that was not valid; the letter went to the fallback.
-    pub(crate) const INVALID_TOPIC: &str = "eventwire-dlq-invalid-topic";
-    /// Size in bytes of the original payload, when the letter carries only
-    /// its beginning (the whole did not fit the server's `max_payload`).
-    pub(crate) const PAYLOAD_TRUNCATED: &str = "eventwire-dlq-payload-truncated";
-    /// How many of the original's own headers were left out to fit.
-    pub(crate) const HEADERS_DROPPED: &str = "eventwire-dlq-headers-dropped";
-}
-
-/// Longest `eventwire-dlq-error` kept, in bytes; a longer error is cut.
-const MAX_ERROR_LEN: usize = 1024;
 
 /// Bytes kept free below `max_payload` for what `wire_size` does not count
 /// exactly (the headers added last).
@@ -210,20 +190,8 @@ pub(crate) fn dead_letter_message(
     for (name, value) in &all[..own] {
         insert(&mut map, name, value)?;
     }
-    let error = cut(&letter.error.replace(['\r', '\n'], " "), MAX_ERROR_LEN);
-    insert(&mut map, dlq::ERROR, &error)?;
-    insert(&mut map, dlq::ERROR_KIND, letter.error_kind.name())?;
-    insert(&mut map, dlq::HANDLER, &letter.handler)?;
-    insert(&mut map, dlq::GROUP, &letter.group)?;
-    insert(&mut map, dlq::ATTEMPTS, &letter.attempts.to_string())?;
-    if let Some(seq) = letter.stream_sequence {
-        insert(&mut map, dlq::STREAM_SEQUENCE, &seq.to_string())?;
-    }
-    insert(&mut map, dlq::FAILED_AT, &format_time(letter.failed_at))?;
-    if let Some(invalid) = &letter.invalid_topic {
-        // Derived from a subject the server accepted: writable, but cut it
-        // like any value of outside origin.
-        insert(&mut map, dlq::INVALID_TOPIC, &cut(invalid, MAX_ERROR_LEN))?;
+    for (name, value) in crate::transport::dead_letter::letter_headers(letter) {
+        insert(&mut map, name, &value)?;
     }
     // Unique per dead letter, so JetStream never drops one as a duplicate.
     insert(
@@ -265,18 +233,6 @@ pub(crate) fn dead_letter_message(
         payload.clone()
     };
     Ok((subject, map, payload))
-}
-
-/// `text` cut to at most `max` bytes at a character boundary.
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &text[..end])
 }
 
 /// A message that is not a valid envelope, kept as received so it can be
@@ -346,6 +302,7 @@ mod tests {
 
     use super::*;
     use crate::envelope::{header, EventId};
+    use crate::transport::dead_letter::MAX_ERROR_LEN;
 
     fn envelope() -> Envelope {
         Envelope {

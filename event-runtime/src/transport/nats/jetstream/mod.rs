@@ -229,6 +229,7 @@ impl Transport for JetStreamTransport {
             queues_outlive_instances: false,
             deduplicates_publishes: true,
             stream_positions: true,
+            counts_deliveries: true,
         }
     }
 
