@@ -7,6 +7,7 @@
 //! can and say what they do not promise through [`Capabilities`].
 
 mod ack;
+#[cfg(any(feature = "nats", feature = "kafka"))]
 pub(crate) mod dead_letter;
 #[cfg(feature = "kafka")]
 pub mod kafka;
