@@ -134,7 +134,8 @@ fn payload(id: u64) -> Vec<u8> {
     .unwrap()
 }
 
-/// The headers eventwire writes for an `Order` of version 1, built per event.
+/// The headers eventwire writes for an `Order` of version 1 published as a
+/// root event, built per event.
 fn raw_headers(topic: &str) -> OwnedHeaders {
     let id = EventId::new();
     let time = format_time(SystemTime::now());
@@ -146,6 +147,8 @@ fn raw_headers(topic: &str) -> OwnedHeaders {
         ("ce_time", time.as_str()),
         ("content-type", "application/json"),
         ("ce_schemaversion", "1"),
+        // A root event's correlation id is its own id.
+        ("ce_correlationid", id.as_str()),
     ];
     let mut h = OwnedHeaders::new_with_capacity(pairs.len());
     for (key, value) in pairs {

@@ -1,12 +1,13 @@
 //! The transport conformance suite (`eventwire::testing::conformance`, the
 //! crate `eventwire-conformance`) on every transport of this repository:
-//! the in-memory bus, and core NATS and JetStream on the oldest and the
-//! newest installed nats-server. One test per (transport, scenario), named
+//! the in-memory bus, core NATS and JetStream on the oldest and the
+//! newest installed nats-server, and Kafka on tansu. One test per (transport, scenario), named
 //! `<transport>::<scenario>`, so nextest runs them in parallel and its
 //! output reads as the matrix.
 //!
 //! The NATS entries share one nats-server per version for the whole test
-//! binary; each test keeps to a subject prefix (and stream) of its own. A
+//! binary, the Kafka entries one tansu broker; each test keeps to a subject
+//! or topic prefix (and stream, consumer groups) of its own. A
 //! scenario a transport does not claim passes as skipped, with the reason
 //! on stderr:
 //!

@@ -104,6 +104,24 @@ fn url(address: &str, prefix: &str, extra: &str) -> String {
     )
 }
 
+/// An app of `service` running `handler` with `state`, on the test's prefix.
+async fn build<S: Clone + Send + Sync + 'static>(
+    address: &str,
+    prefix: &str,
+    extra: &str,
+    service: &str,
+    handler: &'static str,
+    state: S,
+) -> eventwire::Result<App> {
+    App::builder()
+        .service(service)
+        .transport_url(&url(address, prefix, extra))?
+        .handlers(HandlerSelection::names([handler]))
+        .state(state)
+        .build()
+        .await
+}
+
 async fn broker() -> String {
     tokio::task::spawn_blocking(shared_kafka).await.unwrap()
 }
@@ -131,15 +149,16 @@ async fn a_python_cloudevents_service_reads_and_writes_eventwire_records() {
     let address = broker().await;
     let prefix = unique_prefix();
     let got = Received::default();
-    let app = App::builder()
-        .service("billing")
-        .transport_url(&url(&address, &prefix, ""))
-        .unwrap()
-        .handlers(HandlerSelection::names(["kafka_from_python"]))
-        .state(got.clone())
-        .build()
-        .await
-        .unwrap();
+    let app = build(
+        &address,
+        &prefix,
+        "",
+        "billing",
+        "kafka_from_python",
+        got.clone(),
+    )
+    .await
+    .unwrap();
 
     // Python → Rust: the CloudEvents SDK's `to_binary`, sent by kafka-python.
     let topic = format!("{prefix}.test.kafka.order-shipped");
@@ -240,15 +259,16 @@ async fn offsets_are_never_committed_past_an_unfinished_event() {
     let address = broker().await;
     let prefix = unique_prefix();
     let gate = Gate::default();
-    let app = App::builder()
-        .service("steps")
-        .transport_url(&url(&address, &prefix, "&partitions=1"))
-        .unwrap()
-        .handlers(HandlerSelection::names(["kafka_gated_step"]))
-        .state(gate.clone())
-        .build()
-        .await
-        .unwrap();
+    let app = build(
+        &address,
+        &prefix,
+        "&partitions=1",
+        "steps",
+        "kafka_gated_step",
+        gate.clone(),
+    )
+    .await
+    .unwrap();
     let publisher = app.publisher();
     for n in 0..20 {
         publisher
@@ -290,15 +310,16 @@ async fn records_that_are_not_envelopes_are_dead_lettered_and_the_rest_flow() {
     let address = broker().await;
     let prefix = unique_prefix();
     let gate = Gate::default();
-    let app = App::builder()
-        .service("steps")
-        .transport_url(&url(&address, &prefix, "&partitions=1"))
-        .unwrap()
-        .handlers(HandlerSelection::names(["kafka_counted_step"]))
-        .state(gate.clone())
-        .build()
-        .await
-        .unwrap();
+    let app = build(
+        &address,
+        &prefix,
+        "&partitions=1",
+        "steps",
+        "kafka_counted_step",
+        gate.clone(),
+    )
+    .await
+    .unwrap();
     let topic = format!("{prefix}.test.kafka.step");
     let raw: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &address)
@@ -399,16 +420,17 @@ async fn records_that_are_not_envelopes_are_dead_lettered_and_the_rest_flow() {
 async fn provision_verify_refuses_topics_that_do_not_exist() {
     let address = broker().await;
     let prefix = unique_prefix();
-    let err = App::builder()
-        .service("steps")
-        .transport_url(&url(&address, &prefix, "&provision=verify"))
-        .unwrap()
-        .handlers(HandlerSelection::names(["kafka_counted_step"]))
-        .state(Gate::default())
-        .build()
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = build(
+        &address,
+        &prefix,
+        "&provision=verify",
+        "steps",
+        "kafka_counted_step",
+        Gate::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("do not exist") && err.contains(&format!("{prefix}.test.kafka.step")),
         "{err}"

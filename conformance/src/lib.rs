@@ -2,7 +2,7 @@
 //! eventwire makes, written once and run on any [`Transport`] through a
 //! small [`Harness`]. Users reach it as `eventwire::testing::conformance`
 //! (feature `conformance`); this repository runs it on the in-memory bus,
-//! core NATS and JetStream in `tests/conformance.rs`.
+//! core NATS, JetStream and Kafka in `tests/conformance.rs`.
 //!
 //! A transport declares what it promises in its [`Capabilities`]; each
 //! [`Scenario`] names the [`Claim`]s it needs, and a scenario whose claim

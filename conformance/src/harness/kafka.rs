@@ -13,7 +13,7 @@ use event_runtime::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use event_runtime::kafka::rdkafka::message::{Headers, Message};
 use event_runtime::kafka::rdkafka::{Offset, TopicPartitionList};
 use event_runtime::kafka::{KafkaConfig, KafkaTransport};
-use event_runtime::{HandlerErrorKind, Transport};
+use event_runtime::Transport;
 use futures_util::future::BoxFuture;
 
 use super::{ConnectOptions, Harness, Idle, Letter};
@@ -340,35 +340,11 @@ fn letter_of(prefix: &str, m: &impl Message) -> Letter {
             .and_then(|h| h.value)
             .map(|v| String::from_utf8_lossy(v).into_owned())
     };
-    let kind = match get("eventwire-dlq-error-kind").as_deref() {
-        Some("retryable") => HandlerErrorKind::Retryable,
-        Some("permanent") => HandlerErrorKind::Permanent,
-        Some("decode") => HandlerErrorKind::Decode,
-        Some("timeout") => HandlerErrorKind::Timeout,
-        Some("panic") => HandlerErrorKind::Panic,
-        other => panic!("dead letter with error kind {other:?}"),
-    };
-    Letter {
-        event_id: get("ce_id").unwrap_or_default(),
-        topic: m
-            .topic()
-            .strip_prefix(prefix)
-            .and_then(|s| s.strip_prefix('.'))
-            .unwrap_or(m.topic())
-            .to_owned(),
-        event_type: get("ce_type").unwrap_or_default(),
-        schema_version: get("ce_schemaversion")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        error: get("eventwire-dlq-error").unwrap_or_default(),
-        kind,
-        handler: get("eventwire-dlq-handler").unwrap_or_default(),
-        group: get("eventwire-dlq-group").unwrap_or_default(),
-        attempts: get("eventwire-dlq-attempts")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        stream_sequence: get("eventwire-dlq-stream-sequence").and_then(|v| v.parse().ok()),
-        has_failure_time: get("eventwire-dlq-failed-at").is_some(),
-        payload: m.payload().unwrap_or_default().to_vec(),
-    }
+    let topic = m
+        .topic()
+        .strip_prefix(prefix)
+        .and_then(|s| s.strip_prefix('.'))
+        .unwrap_or(m.topic())
+        .to_owned();
+    Letter::from_wire(topic, m.payload().unwrap_or_default().to_vec(), "ce_", get)
 }

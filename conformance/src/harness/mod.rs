@@ -125,3 +125,44 @@ pub struct Letter {
     /// The original payload, unchanged.
     pub payload: Vec<u8>,
 }
+
+impl Letter {
+    /// A dead letter read off the wire: `get` reads one header of the
+    /// message; the CloudEvents attributes are named `<ce_prefix>id`,
+    /// `<ce_prefix>type`, ... (`ce-` on NATS, `ce_` on Kafka), the rest are
+    /// the `eventwire-dlq-*` headers of docs/wire-format.md.
+    pub fn from_wire(
+        topic: String,
+        payload: Vec<u8>,
+        ce_prefix: &str,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Letter {
+        let ce = |name: &str| get(&format!("{ce_prefix}{name}"));
+        let kind = match get("eventwire-dlq-error-kind").as_deref() {
+            Some("retryable") => HandlerErrorKind::Retryable,
+            Some("permanent") => HandlerErrorKind::Permanent,
+            Some("decode") => HandlerErrorKind::Decode,
+            Some("timeout") => HandlerErrorKind::Timeout,
+            Some("panic") => HandlerErrorKind::Panic,
+            other => panic!("dead letter with error kind {other:?}"),
+        };
+        Letter {
+            event_id: ce("id").unwrap_or_default(),
+            topic,
+            event_type: ce("type").unwrap_or_default(),
+            schema_version: ce("schemaversion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            error: get("eventwire-dlq-error").unwrap_or_default(),
+            kind,
+            handler: get("eventwire-dlq-handler").unwrap_or_default(),
+            group: get("eventwire-dlq-group").unwrap_or_default(),
+            attempts: get("eventwire-dlq-attempts")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            stream_sequence: get("eventwire-dlq-stream-sequence").and_then(|v| v.parse().ok()),
+            has_failure_time: get("eventwire-dlq-failed-at").is_some(),
+            payload,
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use event_runtime::nats::{async_nats, JetStreamTransport, NatsConfig, NatsTransport};
-use event_runtime::{HandlerErrorKind, Transport};
+use event_runtime::Transport;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 
@@ -207,36 +207,12 @@ async fn consumers_idle(js: &async_nats::jetstream::Context, stream_name: &str) 
 fn letter_of(prefix: &str, msg: &async_nats::Message) -> Letter {
     let headers = msg.headers.clone().unwrap_or_default();
     let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
-    let kind = match get("eventwire-dlq-error-kind").as_deref() {
-        Some("retryable") => HandlerErrorKind::Retryable,
-        Some("permanent") => HandlerErrorKind::Permanent,
-        Some("decode") => HandlerErrorKind::Decode,
-        Some("timeout") => HandlerErrorKind::Timeout,
-        Some("panic") => HandlerErrorKind::Panic,
-        other => panic!("dead letter with error kind {other:?}"),
-    };
-    Letter {
-        event_id: get("ce-id").unwrap_or_default(),
-        topic: msg
-            .subject
-            .as_str()
-            .strip_prefix(prefix)
-            .and_then(|s| s.strip_prefix('.'))
-            .unwrap_or(msg.subject.as_str())
-            .to_owned(),
-        event_type: get("ce-type").unwrap_or_default(),
-        schema_version: get("ce-schemaversion")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        error: get("eventwire-dlq-error").unwrap_or_default(),
-        kind,
-        handler: get("eventwire-dlq-handler").unwrap_or_default(),
-        group: get("eventwire-dlq-group").unwrap_or_default(),
-        attempts: get("eventwire-dlq-attempts")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-        stream_sequence: get("eventwire-dlq-stream-sequence").and_then(|v| v.parse().ok()),
-        has_failure_time: get("eventwire-dlq-failed-at").is_some(),
-        payload: msg.payload.to_vec(),
-    }
+    let topic = msg
+        .subject
+        .as_str()
+        .strip_prefix(prefix)
+        .and_then(|s| s.strip_prefix('.'))
+        .unwrap_or(msg.subject.as_str())
+        .to_owned();
+    Letter::from_wire(topic, msg.payload.to_vec(), "ce-", get)
 }

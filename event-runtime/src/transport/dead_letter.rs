@@ -59,3 +59,56 @@ pub(crate) fn letter_headers(letter: &crate::delivery::DeadLetter) -> Vec<(&'sta
     }
     out
 }
+
+/// What a received message that is not an envelope carried, for its dead letter.
+pub(crate) struct Malformed<'a> {
+    /// Its event id, when it had one (`ce-id`); otherwise one is made up.
+    pub(crate) id: Option<String>,
+    /// The topic it arrived on (without the prefix).
+    pub(crate) topic: &'a str,
+    /// Its headers, kept as `eventwire-original-<name>`, and any note the
+    /// transport adds (`eventwire-subject`).
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) payload: bytes::Bytes,
+    pub(crate) error: &'a crate::envelope::EnvelopeError,
+    pub(crate) stream_sequence: Option<u64>,
+    /// (group, handler) of the consumer that received it.
+    pub(crate) consumer: (&'a str, &'a str),
+}
+
+/// The dead letter of a message that is not an envelope: kept as received
+/// (payload, headers renamed), a decode failure after one attempt.
+pub(crate) fn malformed_letter(m: Malformed<'_>) -> crate::delivery::DeadLetter {
+    use crate::envelope::{Envelope, EventId};
+    use std::borrow::Cow;
+    use std::sync::Arc;
+    let envelope = Envelope {
+        id: EventId::from(m.id.unwrap_or_else(|| format!("malformed-{}", EventId::new()))),
+        topic: Cow::Owned(m.topic.to_owned()),
+        source: Arc::from("unknown"),
+        time: std::time::SystemTime::now(),
+        schema_version: 1,
+        content_type: Cow::Borrowed("application/octet-stream"),
+        key: None,
+        correlation_id: None,
+        causation_id: None,
+        traceparent: None,
+        tracestate: None,
+        headers: m.headers,
+        payload: m.payload,
+    };
+    let (topic, invalid_topic) =
+        crate::naming::dead_letter_route(m.topic, None, m.consumer.0, m.consumer.1);
+    crate::delivery::DeadLetter {
+        envelope: Arc::new(envelope),
+        error: format!("not an eventwire envelope: {}", m.error),
+        error_kind: crate::delivery::HandlerErrorKind::Decode,
+        handler: m.consumer.1.to_owned(),
+        group: m.consumer.0.to_owned(),
+        attempts: 1,
+        stream_sequence: m.stream_sequence,
+        failed_at: std::time::SystemTime::now(),
+        topic,
+        invalid_topic,
+    }
+}

@@ -13,10 +13,12 @@ use bytes::Bytes;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 
 use super::config::KafkaConfig;
-use crate::delivery::{DeadLetter, HandlerErrorKind};
-use crate::envelope::{Envelope, EnvelopeError, EventId};
+use crate::delivery::DeadLetter;
+use crate::envelope::{header, Envelope, EnvelopeError};
 use crate::error::PublishError;
-use crate::transport::dead_letter::{header as dlq, letter_headers};
+use crate::transport::dead_letter::{
+    header as dlq, letter_headers, malformed_letter as malformed, Malformed,
+};
 
 /// Bytes a record's headers and key take besides the payload, per header
 /// (Kafka's record format: varint lengths, at most 5 bytes each).
@@ -25,8 +27,26 @@ const HEADER_OVERHEAD: usize = 10;
 /// Bytes kept free below `max_message_bytes` for the record batch framing.
 const SIZE_MARGIN: usize = 512;
 
+/// eventwire's own `ce-` headers and their Kafka names, so that the hot
+/// path maps them without allocating.
+const CE_NAMES: [(&str, &str); 10] = [
+    (header::SPEC_VERSION, "ce_specversion"),
+    (header::ID, "ce_id"),
+    (header::SOURCE, "ce_source"),
+    (header::TYPE, "ce_type"),
+    (header::TIME, "ce_time"),
+    (header::SCHEMA_VERSION, "ce_schemaversion"),
+    (header::PARTITION_KEY, "ce_partitionkey"),
+    (header::CORRELATION_ID, "ce_correlationid"),
+    (header::CAUSATION_ID, "ce_causationid"),
+    ("ce-dataschema", "ce_dataschema"),
+];
+
 /// The wire name of an envelope header: `ce-id` → `ce_id`.
 pub(crate) fn wire_name(name: &str) -> Cow<'_, str> {
+    if let Some((_, wire)) = CE_NAMES.iter().find(|(n, _)| *n == name) {
+        return Cow::Borrowed(wire);
+    }
     match name.strip_prefix("ce-") {
         Some(rest) => Cow::Owned(format!("ce_{rest}")),
         None => Cow::Borrowed(name),
@@ -38,9 +58,12 @@ pub(crate) fn wire_name(name: &str) -> Cow<'_, str> {
 /// `ce_tracestate`, as the CloudEvents SDKs write it) is read as the W3C
 /// `traceparent`/`tracestate` that eventwire writes.
 fn envelope_name(name: &str) -> Cow<'_, str> {
+    if let Some((envelope, _)) = CE_NAMES.iter().find(|(_, w)| *w == name) {
+        return Cow::Borrowed(envelope);
+    }
     match name.strip_prefix("ce_") {
-        Some("traceparent") => Cow::Borrowed(crate::envelope::header::TRACEPARENT),
-        Some("tracestate") => Cow::Borrowed(crate::envelope::header::TRACESTATE),
+        Some("traceparent") => Cow::Borrowed(header::TRACEPARENT),
+        Some("tracestate") => Cow::Borrowed(header::TRACESTATE),
         Some(rest) => Cow::Owned(format!("ce-{rest}")),
         None => Cow::Borrowed(name),
     }
@@ -185,35 +208,15 @@ pub(crate) fn malformed_letter<H: Headers>(
         }
     }
     kept.push(("eventwire-kafka-topic".to_owned(), kafka_topic.to_owned()));
-    let envelope = Envelope {
-        id: EventId::from(id.unwrap_or_else(|| format!("malformed-{}", EventId::new()))),
-        topic: Cow::Owned(topic.to_owned()),
-        source: Arc::from("unknown"),
-        time: std::time::SystemTime::now(),
-        schema_version: 1,
-        content_type: Cow::Borrowed("application/octet-stream"),
-        key: None,
-        correlation_id: None,
-        causation_id: None,
-        traceparent: None,
-        tracestate: None,
+    malformed(Malformed {
+        id,
+        topic,
         headers: kept,
         payload,
-    };
-    let (dl_topic, invalid_topic) =
-        crate::naming::dead_letter_route(topic, None, consumer.0, consumer.1);
-    DeadLetter {
-        envelope: Arc::new(envelope),
-        error: format!("not an eventwire envelope: {error}"),
-        error_kind: HandlerErrorKind::Decode,
-        handler: consumer.1.to_owned(),
-        group: consumer.0.to_owned(),
-        attempts: 1,
+        error,
         stream_sequence: None,
-        failed_at: std::time::SystemTime::now(),
-        topic: dl_topic,
-        invalid_topic,
-    }
+        consumer,
+    })
 }
 
 #[cfg(test)]
@@ -221,7 +224,8 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::envelope::header;
+    use crate::delivery::HandlerErrorKind;
+    use crate::envelope::EventId;
 
     fn envelope() -> Envelope {
         Envelope {

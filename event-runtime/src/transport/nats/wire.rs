@@ -1,16 +1,14 @@
 //! Envelopes as NATS messages: subject, headers, payload (docs/wire-format.md).
 
-use std::sync::Arc;
-
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 
 use super::config::NatsConfig;
-use crate::delivery::{DeadLetter, HandlerErrorKind};
+use crate::delivery::DeadLetter;
 use crate::envelope::{format_time, Envelope, EnvelopeError};
 use crate::error::PublishError;
 use crate::topic::validate_pattern;
-use crate::transport::dead_letter::header as dlq;
+use crate::transport::dead_letter::{self, header as dlq};
 
 /// `Nats-Msg-Id`: JetStream de-duplicates publishes by it.
 pub(crate) const MSG_ID: &str = "Nats-Msg-Id";
@@ -246,53 +244,29 @@ pub(crate) fn malformed_letter(
     consumer: (&str, &str),
     topic_of: &str,
 ) -> DeadLetter {
-    let mut envelope = Envelope {
-        id: crate::envelope::EventId::from(
-            headers
-                .and_then(|h| h.get(crate::envelope::header::ID).or_else(|| h.get(MSG_ID)))
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_else(|| format!("malformed-{}", crate::envelope::EventId::new())),
-        ),
-        topic: std::borrow::Cow::Owned(topic_of.to_owned()),
-        source: Arc::from("unknown"),
-        time: std::time::SystemTime::now(),
-        schema_version: 1,
-        content_type: std::borrow::Cow::Borrowed("application/octet-stream"),
-        key: None,
-        correlation_id: None,
-        causation_id: None,
-        traceparent: None,
-        tracestate: None,
-        headers: Vec::new(),
-        payload,
-    };
+    let mut kept = Vec::new();
     if let Some(h) = headers {
         for (name, values) in h.iter() {
             for v in values {
-                envelope.headers.push((
+                kept.push((
                     format!("eventwire-original-{}", name.as_ref() as &str),
                     v.as_str().to_owned(),
                 ));
             }
         }
     }
-    envelope
-        .headers
-        .push(("eventwire-subject".to_owned(), subject.to_owned()));
-    let (topic, invalid_topic) =
-        crate::naming::dead_letter_route(topic_of, None, consumer.0, consumer.1);
-    DeadLetter {
-        envelope: Arc::new(envelope),
-        error: format!("not an eventwire envelope: {error}"),
-        error_kind: HandlerErrorKind::Decode,
-        handler: consumer.1.to_owned(),
-        group: consumer.0.to_owned(),
-        attempts: 1,
+    kept.push(("eventwire-subject".to_owned(), subject.to_owned()));
+    dead_letter::malformed_letter(dead_letter::Malformed {
+        id: headers
+            .and_then(|h| h.get(crate::envelope::header::ID).or_else(|| h.get(MSG_ID)))
+            .map(|v| v.as_str().to_owned()),
+        topic: topic_of,
+        headers: kept,
+        payload,
+        error,
         stream_sequence,
-        failed_at: std::time::SystemTime::now(),
-        topic,
-        invalid_topic,
-    }
+        consumer,
+    })
 }
 
 #[cfg(test)]
@@ -300,7 +274,10 @@ mod tests {
     use std::borrow::Cow;
     use std::time::{Duration, SystemTime};
 
+    use std::sync::Arc;
+
     use super::*;
+    use crate::delivery::HandlerErrorKind;
     use crate::envelope::{header, EventId};
     use crate::transport::dead_letter::MAX_ERROR_LEN;
 
