@@ -239,7 +239,48 @@ impl KafkaConfig {
                 },
             }
         }
+        config
+            .check_properties()
+            .map_err(|e| bad(e.message().to_owned()))?;
         Ok(config)
+    }
+}
+
+/// librdkafka properties eventwire sets itself and relies on: overriding
+/// them would commit past unfinished events (`enable.auto.offset.store`),
+/// split a consumer group (`group.id`), switch to a rebalance protocol the
+/// consumer does not drive (`partition.assignment.strategy`,
+/// `group.protocol`), or drop the publish guarantees (`acks`,
+/// `enable.idempotence`).
+pub const RESERVED_PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "group.instance.id",
+    "group.protocol",
+    "partition.assignment.strategy",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+];
+
+impl KafkaConfig {
+    /// Refuses a librdkafka property in [`RESERVED_PROPERTIES`].
+    pub fn check_properties(&self) -> Result<(), TransportError> {
+        match self
+            .properties
+            .iter()
+            .find(|(k, _)| RESERVED_PROPERTIES.contains(&k.as_str()))
+        {
+            Some((k, _)) => Err(TransportError::config(format!(
+                "the librdkafka property `{k}` is set by eventwire and cannot be overridden \
+                 (the URL option or handler attribute that controls it, if any, is in \
+                 docs/operating-kafka.md)"
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -313,6 +354,9 @@ mod tests {
             "kafka://h?nope=1",
             "kafka://h?rdkafka.=1",
             "kafka://h?prefix=Bad.Prefix",
+            "kafka://h?rdkafka.enable.auto.offset.store=true",
+            "kafka://h?rdkafka.group.id=other",
+            "kafka://h?rdkafka.partition.assignment.strategy=cooperative-sticky",
             "nats://h",
         ] {
             let e = KafkaConfig::from_url(url).unwrap_err();

@@ -57,6 +57,8 @@ enum Slot {
 struct Part {
     epoch: u64,
     slots: BTreeMap<i64, Slot>,
+    /// Being revoked: nothing more is handed out of it.
+    revoking: bool,
 }
 
 /// The records of the assigned partitions that are not committed yet.
@@ -74,6 +76,7 @@ impl Tracker {
             let part = Part {
                 epoch: self.epochs,
                 slots: BTreeMap::new(),
+                revoking: false,
             };
             if let Some(old) = self
                 .parts
@@ -98,6 +101,20 @@ impl Tracker {
         }
     }
 
+    /// The partitions are about to be revoked: what is queued stays with
+    /// them for their next owner.
+    fn mark_revoking(&mut self, list: &TopicPartitionList) {
+        for e in list.elements() {
+            if let Some(part) = self
+                .parts
+                .get_mut(e.topic())
+                .and_then(|p| p.get_mut(&e.partition()))
+            {
+                part.revoking = true;
+            }
+        }
+    }
+
     fn revoke_all(&mut self) {
         self.parts.clear();
         self.handed = 0;
@@ -118,13 +135,21 @@ impl Tracker {
     fn register(&mut self, topic: &str, partition: i32, offset: i64) -> Option<(Arc<str>, u64)> {
         let name = self.parts.get_key_value(topic)?.0.clone();
         let part = self.parts.get_mut(topic)?.get_mut(&partition)?;
-        part.slots.insert(offset, Slot::Queued);
+        if part.revoking {
+            return None;
+        }
+        // The same offset again within one assignment (an offset reset):
+        // the slot it has keeps its state.
+        part.slots.entry(offset).or_insert(Slot::Queued);
         Some((name, part.epoch))
     }
 
     /// Marks a queued record as handed out; `false` when its partition moved.
     fn hand_out(&mut self, p: &Pending) -> bool {
-        let Some(part) = self.part(&p.topic, p.partition, p.epoch) else {
+        let Some(part) = self
+            .part(&p.topic, p.partition, p.epoch)
+            .filter(|part| !part.revoking)
+        else {
             return false;
         };
         match part.slots.get_mut(&p.offset) {
@@ -233,11 +258,14 @@ impl Shared {
         epoch: u64,
         offset: i64,
     ) {
-        let upto = self.tracker().complete(topic, partition, epoch, offset);
-        if let Some(upto) = upto {
-            // The partition may have moved meanwhile: nothing to store then.
+        let mut tracker = self.tracker();
+        if let Some(upto) = tracker.complete(topic, partition, epoch, offset) {
+            // Under the lock (storing does not block), so that stores of one
+            // partition happen in order. The partition may have moved
+            // meanwhile: nothing is stored then.
             let _ = consumer.store_offset(topic, partition, upto);
         }
+        drop(tracker);
         self.changed.notify_all();
     }
 }
@@ -300,7 +328,11 @@ impl Ctx {
         for e in tpl.elements() {
             let (topic, partition) = (e.topic(), e.partition());
             let stored = match &committed {
-                Ok(c) => c.find_partition(topic, partition).map(|x| x.offset()),
+                Ok(c) => c.find_partition(topic, partition).map(|x| match x.error() {
+                    Ok(()) => x.offset(),
+                    // Unknown, not absent: never overwrite it.
+                    Err(_) => Offset::Stored,
+                }),
                 // Let librdkafka read them itself (falling back to
                 // `auto.offset.reset`).
                 Err(_) => Some(Offset::Stored),
@@ -308,12 +340,17 @@ impl Ctx {
             let offset = match stored {
                 Some(o @ (Offset::Offset(_) | Offset::Stored)) => o,
                 _ => {
+                    // "New" means new since this consumer's first
+                    // assignment: a partition that appears later (a topic
+                    // created for a pattern, partitions added) is read
+                    // from its beginning, or its first events are lost.
+                    let first = *self.shared.assigned.borrow() == 0;
                     let start =
                         consumer
                             .fetch_watermarks(topic, partition, timeout)
                             .map(|(low, high)| match self.shared.start {
-                                StartPosition::All => low,
-                                StartPosition::New => high,
+                                StartPosition::New if first => high,
+                                _ => low,
                             });
                     match start {
                         Ok(n) => {
@@ -346,6 +383,7 @@ impl Ctx {
     /// Lets the handed-out events of the revoked partitions finish (a
     /// bounded time), commits what finished, and lets the rest go.
     fn revoke(&self, consumer: &KafkaConsumer, tpl: &TopicPartitionList) {
+        self.shared.tracker().mark_revoking(tpl);
         self.shared
             .wait_until(self.shared.revoke_wait, |t| !t.busy(tpl));
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
@@ -356,6 +394,17 @@ impl Ctx {
         self.shared.tracker().revoke(tpl);
         self.shared.changed.notify_all();
         let _ = consumer.unassign();
+    }
+}
+
+/// Marks the subscription stopped and its consumer gone when the poll
+/// thread ends.
+struct Left(Arc<Shared>);
+
+impl Drop for Left {
+    fn drop(&mut self) {
+        self.0.stopped.stop();
+        self.0.left.send_replace(true);
     }
 }
 
@@ -468,6 +517,9 @@ pub(super) async fn subscribe(
         .name(format!("eventwire-kafka-{}", spec.handler))
         .spawn(move || {
             let _token = token;
+            // However the thread ends (a panic in a callback included),
+            // `close` and the workers learn that it did.
+            let _left = Left(poller.shared.clone());
             poller.run()
         })
         .map_err(|e| {
@@ -587,7 +639,6 @@ impl Poller {
                 let _ = self.consumer.poll(POLL);
             }
         }
-        self.shared.left.send_replace(true);
     }
 
     /// Hands a record to the workers, waiting while their queue is full;

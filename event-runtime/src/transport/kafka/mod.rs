@@ -48,7 +48,7 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio_util::task::TaskTracker;
 
-pub use self::config::{KafkaConfig, Provision};
+pub use self::config::{KafkaConfig, Provision, RESERVED_PROPERTIES};
 use crate::delivery::DeadLetter;
 use crate::envelope::Envelope;
 use crate::error::{PublishError, TransportError, TransportErrorKind};
@@ -132,6 +132,7 @@ impl KafkaTransport {
         if config.brokers.is_empty() {
             return Err(TransportError::config("no Kafka broker address"));
         }
+        config.check_properties()?;
         let mut producer = client_config(&config);
         producer
             .set("enable.idempotence", "true")
