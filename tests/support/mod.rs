@@ -9,10 +9,12 @@
 //! - [`log_capture`]: what the code under test logged through `tracing`.
 #![allow(dead_code, unused_imports, unused_macros)]
 
+pub mod certs;
 pub mod kafka_broker;
 pub mod log_capture;
 pub mod nats_server;
 
+pub use certs::certificates;
 pub use eventwire_conformance::{
     eventually, eventually_async, Arrival, Delivery, Effect, Instance, Recorder, SENTINEL_HEADER,
 };

@@ -49,6 +49,17 @@ pub(super) fn parse_url(url: &str) -> Result<TransportChoice> {
             feature: "nats",
         })
         .into()),
+        #[cfg(not(feature = "kafka-tls"))]
+        "kafkas" => Err(bad(UrlErrorKind::FeatureDisabled {
+            scheme: "kafkas",
+            feature: "kafka-tls",
+        })
+        .into()),
+        #[cfg(feature = "kafka-tls")]
+        "kafkas" => Ok(TransportChoice::Kafka(
+            crate::transport::kafka::KafkaConfig::from_url(url)
+                .map_err(|e| bad(UrlErrorKind::Invalid(e)))?,
+        )),
         #[cfg(feature = "kafka")]
         "kafka" => Ok(TransportChoice::Kafka(
             crate::transport::kafka::KafkaConfig::from_url(url)

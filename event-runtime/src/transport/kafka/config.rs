@@ -1,11 +1,12 @@
 //! Settings of the Kafka transport, from a builder or a `kafka://` URL.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
 use crate::error::TransportError;
 use crate::topic::validate_prefix;
-use crate::transport::url::{redact, UrlParts};
+use crate::transport::url::{parse_bool, redact, UrlParts};
 
 /// What to do with topics at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -18,6 +19,21 @@ pub enum Provision {
     /// Never create topics; fail start-up when one of the program's topics
     /// is missing.
     Verify,
+}
+
+/// TLS to the brokers (`kafkas://`, feature `kafka-tls`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KafkaTls {
+    /// `?tls_ca=/path`: PEM file of the CA certificates that sign the
+    /// brokers' certificates; the system's roots when absent.
+    pub ca_file: Option<PathBuf>,
+    /// `?tls_cert=/path&tls_key=/path`: PEM files of a client certificate
+    /// and its key, for brokers that require them (`ssl.client.auth`).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// `?tls_verify_hostname=false` turns off the check that the broker's
+    /// certificate names the host connected to (on by default).
+    pub verify_hostname: bool,
 }
 
 /// Settings of [`KafkaTransport`](super::KafkaTransport).
@@ -72,6 +88,8 @@ pub struct KafkaConfig {
     pub linger: Duration,
     /// `?connect_timeout=10s`: how long start-up waits for the cluster's metadata.
     pub connect_timeout: Duration,
+    /// TLS, for `kafkas://` URLs (feature `kafka-tls`).
+    pub tls: Option<KafkaTls>,
     /// `?rdkafka.<property>=<value>`: any other librdkafka property
     /// (`rdkafka.security.protocol=...`), set on producers and consumers
     /// after eventwire's own.
@@ -101,6 +119,7 @@ impl KafkaConfig {
             max_message_bytes: 1_000_000,
             linger: Duration::from_millis(5),
             connect_timeout: Duration::from_secs(10),
+            tls: None,
             properties: Vec::new(),
         }
     }
@@ -165,7 +184,9 @@ impl KafkaConfig {
         }
     }
 
-    /// Parses `kafka://host[:port][,host[:port]...][?options]`.
+    /// Parses `kafka://host[:port][,host[:port]...][?options]`, or
+    /// `kafkas://...` for TLS (feature `kafka-tls`: `tls_ca`, `tls_cert`,
+    /// `tls_key`, `tls_verify_hostname`).
     /// Options: `prefix`, `client_id`, `provision`, `partitions`,
     /// `replication_factor`, `session_timeout`, `commit_interval`,
     /// `publish_timeout`, `max_message_bytes`, `linger`, `connect_timeout`,
@@ -174,7 +195,8 @@ impl KafkaConfig {
     pub fn from_url(url: &str) -> Result<Self, TransportError> {
         let bad = |why: String| TransportError::config(format!("{}: {why}", redact(url)));
         let parts = UrlParts::parse(url)?;
-        if parts.scheme != "kafka" {
+        let tls = parts.scheme == "kafkas";
+        if parts.scheme != "kafka" && !tls {
             return Err(bad(format!("unknown scheme `{}`", parts.scheme)));
         }
         if !parts.path.is_empty() {
@@ -185,8 +207,8 @@ impl KafkaConfig {
         }
         if parts.user.is_some() {
             return Err(bad(
-                "credentials in the URL are not supported: set `rdkafka.sasl.username` and \
-                 `rdkafka.sasl.password` options"
+                "credentials in the URL: SASL is not supported by eventwire's Kafka transport yet \
+                 (TLS client certificates are: `kafkas://...?tls_cert=&tls_key=`)"
                     .into(),
             ));
         }
@@ -194,6 +216,12 @@ impl KafkaConfig {
             return Err(bad("no broker address".into()));
         }
         let mut config = KafkaConfig::new(&parts.hosts);
+        let plain = KafkaTls {
+            verify_hostname: true,
+            ..KafkaTls::default()
+        };
+        let mut tls_settings = plain.clone();
+        let (mut cert, mut key) = (None, None);
         let duration = |v: &str| parse_duration(v).map_err(|e| bad(e.to_string()));
         let positive = |k: &str, v: &str| -> Result<i64, TransportError> {
             v.parse::<i64>()
@@ -231,6 +259,14 @@ impl KafkaConfig {
                 "max_message_bytes" => {
                     config.max_message_bytes = positive(&k, &v)?.min(i32::MAX as i64) as usize
                 }
+                "tls_ca" => tls_settings.ca_file = Some(v.into()),
+                "tls_cert" => cert = Some(PathBuf::from(v)),
+                "tls_key" => key = Some(PathBuf::from(v)),
+                "tls_verify_hostname" => {
+                    tls_settings.verify_hostname = parse_bool(&v).ok_or_else(|| {
+                        bad(format!("tls_verify_hostname `{v}`: expected a boolean"))
+                    })?
+                }
                 other => match other.strip_prefix("rdkafka.") {
                     Some(property) if !property.is_empty() => {
                         config.properties.push((property.to_owned(), v))
@@ -238,6 +274,16 @@ impl KafkaConfig {
                     _ => return Err(bad(format!("unknown option `{other}`"))),
                 },
             }
+        }
+        tls_settings.client_cert = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err(bad("tls_cert and tls_key go together".into())),
+        };
+        if tls {
+            config.tls = Some(tls_settings);
+        } else if tls_settings != plain {
+            return Err(bad("tls_* options need a `kafkas://` URL".into()));
         }
         config
             .check_properties()
@@ -264,6 +310,10 @@ pub const RESERVED_PROPERTIES: &[&str] = &[
     "enable.idempotence",
     "acks",
     "request.required.acks",
+    "security.protocol",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
 ];
 
 impl KafkaConfig {
@@ -356,6 +406,9 @@ mod tests {
             "kafka://h?prefix=Bad.Prefix",
             "kafka://h?rdkafka.enable.auto.offset.store=true",
             "kafka://h?rdkafka.group.id=other",
+            "kafka://h?tls_ca=/ca.pem",
+            "kafkas://h?tls_cert=/c.pem",
+            "kafkas://h?tls_verify_hostname=maybe",
             "kafka://h?rdkafka.partition.assignment.strategy=cooperative-sticky",
             "nats://h",
         ] {
@@ -378,5 +431,31 @@ mod tests {
         );
         assert_eq!(c.topic_of("t-1.orders.created"), "orders.created");
         assert_eq!(c.group_id("billing__charge"), "t-1.billing__charge");
+    }
+
+    #[test]
+    fn kafkas_urls_set_tls() {
+        let c = KafkaConfig::from_url(
+            "kafkas://k1:9093?tls_ca=/ca.pem&tls_cert=/c.pem&tls_key=/k.pem&tls_verify_hostname=false",
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        assert_eq!(
+            tls.client_cert,
+            Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem")))
+        );
+        assert!(!tls.verify_hostname);
+        assert!(
+            KafkaConfig::from_url("kafkas://k1")
+                .unwrap()
+                .tls
+                .unwrap()
+                .verify_hostname
+        );
+        assert_eq!(KafkaConfig::from_url("kafka://k1").unwrap().tls, None);
     }
 }

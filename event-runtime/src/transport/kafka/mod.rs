@@ -48,7 +48,7 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio_util::task::TaskTracker;
 
-pub use self::config::{KafkaConfig, Provision, RESERVED_PROPERTIES};
+pub use self::config::{KafkaConfig, KafkaTls, Provision, RESERVED_PROPERTIES};
 use crate::delivery::DeadLetter;
 use crate::envelope::Envelope;
 use crate::error::{PublishError, TransportError, TransportErrorKind};
@@ -107,6 +107,20 @@ fn client_config(config: &KafkaConfig) -> ClientConfig {
             "socket.connection.setup.timeout.ms",
             millis(config.connect_timeout),
         );
+    if let Some(tls) = &config.tls {
+        c.set("security.protocol", "ssl");
+        if let Some(ca) = &tls.ca_file {
+            c.set("ssl.ca.location", ca.display().to_string());
+        }
+        if let Some((cert, key)) = &tls.client_cert {
+            c.set("ssl.certificate.location", cert.display().to_string())
+                .set("ssl.key.location", key.display().to_string());
+        }
+        c.set(
+            "ssl.endpoint.identification.algorithm",
+            if tls.verify_hostname { "https" } else { "none" },
+        );
+    }
     c
 }
 
@@ -133,6 +147,12 @@ impl KafkaTransport {
             return Err(TransportError::config("no Kafka broker address"));
         }
         config.check_properties()?;
+        if config.tls.is_some() && !cfg!(feature = "kafka-tls") {
+            return Err(TransportError::new(
+                TransportErrorKind::NotCompiled,
+                "kafkas:// needs TLS in librdkafka: enable the `kafka-tls` feature of eventwire",
+            ));
+        }
         let mut producer = client_config(&config);
         producer
             .set("enable.idempotence", "true")
