@@ -22,8 +22,12 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use eventwire_conformance::{conformance_tests, KafkaHarness, MemoryHarness, NatsHarness};
-use support::{server_binary, shared_kafka, shared_server, tansu_version, ServerSlot};
+use std::sync::{Arc, Mutex};
+
+use eventwire_conformance::{
+    conformance_tests, run_test, KafkaHarness, MemoryHarness, NatsHarness, Restart,
+};
+use support::{server_binary, shared_kafka, shared_server, tansu_version, NatsServer, ServerSlot};
 
 /// A harness on the shared nats-server of `slot`: core NATS, or JetStream.
 async fn nats(slot: ServerSlot, jetstream: bool) -> Result<NatsHarness, String> {
@@ -75,6 +79,52 @@ mod jetstream_newest {
 mod kafka {
     use super::*;
     conformance_tests!(kafka_harness);
+}
+
+/// The scenario that kills and restarts the broker needs a server of its
+/// own (file storage, stopped by PID): one per nats-server version. In the
+/// modules above it is skipped (their harnesses share their servers). The
+/// tansu broker of the Kafka tests keeps nothing across a restart (memory
+/// storage), so Kafka does not run it.
+mod broker_restart {
+    use super::*;
+
+    fn run(slot: ServerSlot) {
+        run_test("broker_restarted_under_load", || async move {
+            let binary = server_binary(slot)?;
+            let server = tokio::task::spawn_blocking(move || NatsServer::start(&binary))
+                .await
+                .unwrap();
+            let (major, minor, patch) = server.binary.semver();
+            let address = format!("127.0.0.1:{}", server.port);
+            let server = Arc::new(Mutex::new(server));
+            let restart: Restart = Arc::new(move || {
+                let server = server.clone();
+                Box::pin(async move {
+                    tokio::task::spawn_blocking(move || server.lock().unwrap().restart())
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            });
+            NatsHarness::connect(
+                &address,
+                true,
+                format!("jetstream (nats-server {major}.{minor}.{patch}, own server)"),
+            )
+            .await
+            .map(|h| h.with_restart(restart))
+        });
+    }
+
+    #[test]
+    fn jetstream_oldest() {
+        run(ServerSlot::Oldest)
+    }
+
+    #[test]
+    fn jetstream_newest() {
+        run(ServerSlot::Newest)
+    }
 }
 
 /// The scenarios' handlers run only when an app names them: an app that

@@ -33,6 +33,7 @@ impl Bus {
         let features = Features {
             label: harness.label(),
             capabilities: probe.capabilities(),
+            restartable_broker: harness.restart_broker().is_some(),
         };
         Ok(Bus {
             harness,
@@ -121,6 +122,17 @@ impl Bus {
             })
             .await;
         }
+    }
+
+    /// Restarts the broker (see [`Harness::restart_broker`]).
+    pub async fn restart_broker(&self) {
+        let restart = self
+            .harness
+            .restart_broker()
+            .unwrap_or_else(|| panic!("{} cannot restart its broker", self.features.label));
+        restart
+            .await
+            .unwrap_or_else(|e| panic!("restarting the broker of {}: {e}", self.features.label));
     }
 
     /// Dead letters so far.

@@ -24,6 +24,10 @@ pub enum Claim {
     /// events published meanwhile wait for the next instance
     /// (`durable_consumers`).
     KeepsEventsWhileNoInstanceRuns,
+    /// The harness can restart the broker (it owns it), and the transport
+    /// keeps what it acknowledged across the restart (at-least-once with
+    /// durable consumers).
+    SurvivesBrokerRestart,
 }
 
 /// The transport under test: its label and its [`Capabilities`].
@@ -33,6 +37,8 @@ pub struct Features {
     pub label: String,
     /// What the transport declares.
     pub capabilities: Capabilities,
+    /// The harness can restart the broker ([`Harness::restart_broker`](crate::Harness::restart_broker)).
+    pub restartable_broker: bool,
 }
 
 impl Features {
@@ -57,6 +63,12 @@ impl Features {
             Claim::KeepsEventsWhileNoInstanceRuns if !caps.durable_consumers => Some(
                 "no durable consumers: events published while no instance runs are not kept".into(),
             ),
+            Claim::SurvivesBrokerRestart if !caps.at_least_once || !caps.durable_consumers => {
+                Some("at-most-once: what the broker held is lost when it dies".into())
+            }
+            Claim::SurvivesBrokerRestart if !self.restartable_broker => {
+                Some("the harness shares its broker with other tests: it cannot restart it".into())
+            }
             _ => None,
         }
     }

@@ -50,7 +50,7 @@ pub use features::{Claim, Features};
 pub use harness::kafka::KafkaHarness;
 pub use harness::memory::MemoryHarness;
 #[cfg(feature = "nats")]
-pub use harness::nats::NatsHarness;
+pub use harness::nats::{NatsHarness, Restart};
 pub use harness::{ConnectOptions, Harness, Idle, Letter};
 pub use run::{run_scenario, run_test, Scenario, Verdict, SCENARIOS};
 pub use support::SENTINEL_HEADER;

@@ -90,6 +90,7 @@ scenarios! {
     recovery::killed_instance_events_are_redelivered requires [RedeliversAfterACrash];
     recovery::durable_consumer_resumes_where_it_stopped requires [KeepsEventsWhileNoInstanceRuns];
     recovery::subscribe_and_close_while_publishing requires [KeepsEventsWhileNoInstanceRuns];
+    recovery::broker_restarted_under_load requires [SurvivesBrokerRestart];
     lifecycle::shutdown_finishes_in_flight_handlers requires [];
     lifecycle::shutdown_hands_unstarted_events_to_a_successor requires [UnfinishedEventsOutliveTheInstance];
     lifecycle::shutdown_deadline_returns_stopped_events requires [UnfinishedEventsOutliveTheInstance];

@@ -53,6 +53,14 @@ pub trait Harness: Send + Sync + 'static {
         None
     }
 
+    /// Kills the broker (`kill -9`, by PID) and starts it again on the same
+    /// address and storage, returning once it accepts connections again.
+    /// `None` (the default) where the harness does not own its broker (a
+    /// broker tests share): the restart scenario is then skipped.
+    fn restart_broker(&self) -> Option<BoxFuture<'_, Result<(), String>>> {
+        None
+    }
+
     /// Closes what the harness opened; called once at the end of a test.
     fn finish(&self) -> BoxFuture<'_, ()>;
 }

@@ -30,7 +30,12 @@ pub struct NatsHarness {
     letters: Arc<Mutex<Vec<Letter>>>,
     /// Connections to close at the end (not those of killed instances).
     connections: Mutex<Vec<Connection>>,
+    /// Restarts the server, when the harness owns it.
+    restart: Option<Restart>,
 }
+
+/// Kills the server and starts it again on the same port and storage.
+pub type Restart = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 impl NatsHarness {
     /// Connects to the nats-server at `address` (`127.0.0.1:4222`), with
@@ -73,7 +78,15 @@ impl NatsHarness {
             client,
             letters,
             connections: Mutex::new(Vec::new()),
+            restart: None,
         })
+    }
+
+    /// The harness owns its server and restarts it with `restart` (for
+    /// [`Harness::restart_broker`]).
+    pub fn with_restart(mut self, restart: Restart) -> Self {
+        self.restart = Some(restart);
+        self
     }
 
     /// The transport URL of this test, with `options`.
@@ -172,6 +185,10 @@ impl Harness for NatsHarness {
                 })
                 .sum(),
         )
+    }
+
+    fn restart_broker(&self) -> Option<BoxFuture<'_, Result<(), String>>> {
+        self.restart.as_ref().map(|restart| restart())
     }
 
     fn finish(&self) -> BoxFuture<'_, ()> {
