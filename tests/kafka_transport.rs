@@ -93,6 +93,15 @@ async fn kafka_gated_step(evt: Step, State(gate): State<Gate>) {
     gate.done.fetch_add(1, Ordering::SeqCst);
 }
 
+/// One worker; event 0 holds it until the gate opens.
+#[handler(group = "kafka-held")]
+async fn kafka_held_step(evt: Step, State(gate): State<Gate>) {
+    if evt.n == 0 {
+        gate.open.notified().await;
+    }
+    gate.done.fetch_add(1, Ordering::SeqCst);
+}
+
 #[handler(group = "kafka-malformed")]
 async fn kafka_counted_step(_evt: Step, State(gate): State<Gate>) {
     gate.done.fetch_add(1, Ordering::SeqCst);
@@ -458,4 +467,57 @@ async fn bad_urls_and_absent_brokers_are_typed_errors() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), TransportErrorKind::Connect, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_holding_every_slot_does_not_stop_a_rebalance() {
+    let address = broker().await;
+    let prefix = unique_prefix();
+    let gate = Gate::default();
+    // One partition: every event behind event 0, which holds the only worker.
+    let first = build(
+        &address,
+        &prefix,
+        "&partitions=1",
+        "steps",
+        "kafka_held_step",
+        gate.clone(),
+    )
+    .await
+    .unwrap();
+    for n in 0..20 {
+        first
+            .publisher()
+            .publish(&Step { key: "k".into(), n })
+            .await
+            .unwrap();
+    }
+    // The workers' queue (2 records) is full and the rest waits in the poll
+    // thread: a second instance still joins, which needs the first one to
+    // take part in the rebalance.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let joined = std::time::Instant::now();
+    let second = tokio::time::timeout(
+        Duration::from_secs(30),
+        build(
+            &address,
+            &prefix,
+            "&partitions=1",
+            "steps",
+            "kafka_held_step",
+            gate.clone(),
+        ),
+    )
+    .await
+    .expect("the second instance joined while the first one's worker was held")
+    .unwrap();
+    eprintln!("second instance joined in {:?}", joined.elapsed());
+    gate.open.notify_waiters();
+    gate.open.notify_one();
+    eventually(Duration::from_secs(30), "all 20 events handled", || {
+        gate.done.load(Ordering::SeqCst) >= 20
+    })
+    .await;
+    second.shutdown().await.unwrap();
+    first.shutdown().await.unwrap();
 }

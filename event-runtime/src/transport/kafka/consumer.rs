@@ -2,7 +2,7 @@
 //! below the oldest unfinished event of each partition, rebalances that
 //! let handed-out events finish before their partitions move.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,15 @@ const STOP_WAIT: Duration = Duration::from_secs(60);
 /// How long a poll waits for a record; also how often the poll thread
 /// notices a stop.
 const POLL: Duration = Duration::from_millis(100);
+
+/// While the workers' queue is full: how long the poll thread waits for
+/// room before it looks again (and, once paused, polls for rebalances; no
+/// records come while the partitions are paused).
+const BACKLOG_WAIT: Duration = Duration::from_millis(100);
+
+/// How long the workers' queue may stay full before the partitions are
+/// paused.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
 type KafkaConsumer = BaseConsumer<Ctx>;
 
@@ -565,8 +574,57 @@ impl Poller {
     }
 
     fn run(self) {
+        // Records polled that the workers' queue had no room for yet. When
+        // the queue stays full longer than `PAUSE_AFTER`, the assigned
+        // partitions are paused and the thread keeps polling (with no
+        // records coming) so that rebalances and librdkafka's liveness
+        // check go on however slow the handlers are; on resume, fetching
+        // continues after the last record polled.
+        let mut backlog: VecDeque<Pending> = VecDeque::new();
+        let mut paused_at: Option<u64> = None;
+        let mut blocked_since: Option<Instant> = None;
         while !self.ending() {
-            let Some(result) = self.consumer.poll(POLL) else {
+            while let Some(pending) = backlog.pop_front() {
+                match self.shared.queue.try_send(pending) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(p)) => {
+                        backlog.push_front(p);
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        backlog.clear();
+                        break;
+                    }
+                }
+            }
+            let timeout = if backlog.is_empty() {
+                blocked_since = None;
+                if paused_at.take().is_some() {
+                    self.set_paused(false);
+                }
+                POLL
+            } else {
+                // Waiting for room is the common case and short: pausing
+                // (which drops what librdkafka prefetched) only pays once
+                // the workers stay busy for a while.
+                let since = *blocked_since.get_or_insert_with(Instant::now);
+                let generation = *self.shared.assigned.borrow();
+                if since.elapsed() >= PAUSE_AFTER && paused_at != Some(generation) {
+                    // Again after a rebalance: new partitions start unpaused.
+                    self.set_paused(true);
+                    paused_at = Some(generation);
+                }
+                // Until a worker takes a record (it signals `changed`).
+                self.shared.wait_until(BACKLOG_WAIT, |_| {
+                    self.shared.queue.capacity() > 0 || self.shared.stopped.is_stopped()
+                });
+                if paused_at.is_none() {
+                    // Not paused: polling now would only add records.
+                    continue;
+                }
+                Duration::ZERO
+            };
+            let Some(result) = self.consumer.poll(timeout) else {
                 continue;
             };
             let message = match result {
@@ -576,56 +634,8 @@ impl Poller {
                     continue;
                 }
             };
-            let (topic, partition, offset) =
-                (message.topic(), message.partition(), message.offset());
-            let Some((topic_name, epoch)) =
-                self.shared.tracker().register(topic, partition, offset)
-            else {
-                continue;
-            };
-            let payload = Bytes::copy_from_slice(message.payload().unwrap_or_default());
-            match wire::envelope_of(
-                &self.inner.config,
-                topic,
-                message.key(),
-                message.headers(),
-                payload.clone(),
-            ) {
-                Ok(envelope) => {
-                    let pending = Pending {
-                        envelope: Arc::new(envelope),
-                        topic: topic_name,
-                        partition,
-                        offset,
-                        epoch,
-                        attempt: 1,
-                    };
-                    if !self.enqueue(pending) {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    let letter = wire::malformed_letter(
-                        topic,
-                        self.inner.config.topic_of(topic),
-                        message.headers(),
-                        payload,
-                        &error,
-                        (&self.names.0, &self.names.1),
-                    );
-                    tracing::warn!(consumer = %self.shared.label, topic, partition, offset, %error, "not an eventwire envelope: dead-lettered");
-                    let (inner, shared, consumer) = (
-                        self.inner.clone(),
-                        self.shared.clone(),
-                        self.consumer.clone(),
-                    );
-                    self.handle.spawn(async move {
-                        if let Err(e) = inner.dead_letter(letter).await {
-                            tracing::error!(consumer = %shared.label, topic = %topic_name, partition, offset, error = %e, "dead-lettering a record that is not an envelope failed; the record is skipped");
-                        }
-                        shared.complete(&consumer, &topic_name, partition, epoch, offset);
-                    });
-                }
+            if let Some(pending) = self.receive(&message) {
+                backlog.push_back(pending);
             }
         }
         if !self.shared.orphaned.is_stopped() {
@@ -641,19 +651,68 @@ impl Poller {
         }
     }
 
-    /// Hands a record to the workers, waiting while their queue is full;
-    /// `false` once the subscription is stopping.
-    fn enqueue(&self, pending: Pending) -> bool {
-        let shared = &self.shared;
-        let closed = &self.inner.closed;
-        self.handle.block_on(async {
-            tokio::select! {
-                sent = shared.queue.send(pending) => sent.is_ok(),
-                _ = shared.stopped.stopped() => false,
-                _ = shared.orphaned.stopped() => false,
-                _ = closed.stopped() => false,
+    /// The record as a delivery for the workers; a record that is not an
+    /// envelope is dead-lettered instead (its offset completes once the
+    /// letter is stored).
+    fn receive(&self, message: &rdkafka::message::BorrowedMessage<'_>) -> Option<Pending> {
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        let (topic_name, epoch) = self.shared.tracker().register(topic, partition, offset)?;
+        let payload = Bytes::copy_from_slice(message.payload().unwrap_or_default());
+        match wire::envelope_of(
+            &self.inner.config,
+            topic,
+            message.key(),
+            message.headers(),
+            payload.clone(),
+        ) {
+            Ok(envelope) => Some(Pending {
+                envelope: Arc::new(envelope),
+                topic: topic_name,
+                partition,
+                offset,
+                epoch,
+                attempt: 1,
+            }),
+            Err(error) => {
+                let letter = wire::malformed_letter(
+                    topic,
+                    self.inner.config.topic_of(topic),
+                    message.headers(),
+                    payload,
+                    &error,
+                    (&self.names.0, &self.names.1),
+                );
+                tracing::warn!(consumer = %self.shared.label, topic, partition, offset, %error, "not an eventwire envelope: dead-lettered");
+                let (inner, shared, consumer) = (
+                    self.inner.clone(),
+                    self.shared.clone(),
+                    self.consumer.clone(),
+                );
+                self.handle.spawn(async move {
+                    if let Err(e) = inner.dead_letter(letter).await {
+                        tracing::error!(consumer = %shared.label, topic = %topic_name, partition, offset, error = %e, "dead-lettering a record that is not an envelope failed; the record is skipped");
+                    }
+                    shared.complete(&consumer, &topic_name, partition, epoch, offset);
+                });
+                None
             }
-        })
+        }
+    }
+
+    /// Pauses or resumes fetching on every assigned partition.
+    fn set_paused(&self, paused: bool) {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+
+        let done = if paused {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        if let Err(e) = done {
+            tracing::warn!(consumer = %self.shared.label, error = %e, paused, "pausing or resuming Kafka partitions");
+        }
     }
 }
 
