@@ -85,21 +85,25 @@ struct Gate {
     done: Arc<AtomicU32>,
 }
 
+impl Gate {
+    /// Event 0 waits until the gate opens; every event is then counted.
+    async fn pass(&self, evt: &Step) {
+        if evt.n == 0 {
+            self.open.notified().await;
+        }
+        self.done.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 #[handler(group = "kafka-offsets", concurrency = 4)]
 async fn kafka_gated_step(evt: Step, State(gate): State<Gate>) {
-    if evt.n == 0 {
-        gate.open.notified().await;
-    }
-    gate.done.fetch_add(1, Ordering::SeqCst);
+    gate.pass(&evt).await;
 }
 
 /// One worker; event 0 holds it until the gate opens.
 #[handler(group = "kafka-held")]
 async fn kafka_held_step(evt: Step, State(gate): State<Gate>) {
-    if evt.n == 0 {
-        gate.open.notified().await;
-    }
-    gate.done.fetch_add(1, Ordering::SeqCst);
+    gate.pass(&evt).await;
 }
 
 #[handler(group = "kafka-malformed")]
