@@ -251,9 +251,7 @@ async fn conformance_fan_a(
     State(rec): State<Recorder>,
     State(me): State<Instance>,
 ) {
-    if rec.arrived(&ctx, me, evt.n) == Arrival::Event {
-        rec.applied(&ctx, evt.n);
-    }
+    rec.record(&ctx, me, evt.n);
 }
 
 #[handler(group = "conformance-fan-b", concurrency = 4)]
@@ -263,9 +261,7 @@ async fn conformance_fan_b(
     State(rec): State<Recorder>,
     State(me): State<Instance>,
 ) {
-    if rec.arrived(&ctx, me, evt.n) == Arrival::Event {
-        rec.applied(&ctx, evt.n);
-    }
+    rec.record(&ctx, me, evt.n);
 }
 
 #[handler(group = "conformance-fan-c", concurrency = 4)]
@@ -275,9 +271,7 @@ async fn conformance_fan_c(
     State(rec): State<Recorder>,
     State(me): State<Instance>,
 ) {
-    if rec.arrived(&ctx, me, evt.n) == Arrival::Event {
-        rec.applied(&ctx, evt.n);
-    }
+    rec.record(&ctx, me, evt.n);
 }
 
 /// Three groups, the last one with two instances: every group receives
@@ -410,9 +404,7 @@ async fn conformance_dedup_a(
     State(rec): State<Recorder>,
     State(me): State<Instance>,
 ) {
-    if rec.arrived(&ctx, me, evt.n) == Arrival::Event {
-        rec.applied(&ctx, evt.n);
-    }
+    rec.record(&ctx, me, evt.n);
 }
 
 #[handler(group = "conformance-dedup-b", concurrency = 4)]
@@ -422,9 +414,7 @@ async fn conformance_dedup_b(
     State(rec): State<Recorder>,
     State(me): State<Instance>,
 ) {
-    if rec.arrived(&ctx, me, evt.n) == Arrival::Event {
-        rec.applied(&ctx, evt.n);
-    }
+    rec.record(&ctx, me, evt.n);
 }
 
 /// The same envelope (same event id) published twice is delivered once

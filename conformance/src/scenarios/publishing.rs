@@ -56,23 +56,7 @@ pub async fn oversized_payload_is_a_typed_error(bus: &Bus, features: &Features) 
         }
         other => panic!("expected PayloadTooLarge, got {other:?}"),
     }
-    publisher.publish(&parcel(2)).await.unwrap();
-    eventually(PATIENCE, "the next event", || {
-        rec.has_applied("conformance_receive_parcel", 2)
-    })
-    .await;
-    bus.drain(
-        &publisher,
-        &parcel(u32::MAX),
-        &rec,
-        &[("conformance_receive_parcel", 0)],
-    )
-    .await;
-    assert_eq!(
-        rec.count("conformance_receive_parcel"),
-        1,
-        "the oversized event never left"
-    );
+    only_this_one_arrives(bus, &publisher, &rec, 2, "the oversized event never left").await;
     // Where the transport counts sends that failed after being accepted.
     assert!(
         matches!(bus.failed_publishes(), None | Some(0)),
@@ -117,26 +101,34 @@ pub async fn invalid_headers_and_topics_are_typed_errors(bus: &Bus, _features: &
         assert!(matches!(err, PublishError::Topic(_)), "{bad:?}: {err:?}");
     }
 
-    publisher.publish(&parcel(4)).await.unwrap();
-    eventually(PATIENCE, "the valid event", || {
-        rec.has_applied("conformance_receive_parcel", 4)
-    })
-    .await;
-    bus.drain(
+    only_this_one_arrives(
+        bus,
         &publisher,
-        &parcel(u32::MAX),
         &rec,
-        &[("conformance_receive_parcel", 0)],
+        4,
+        "only the valid event was delivered",
     )
     .await;
-    assert_eq!(
-        rec.count("conformance_receive_parcel"),
-        1,
-        "only the valid event was delivered"
-    );
     if let Some(failed) = bus.failed_publishes() {
         assert_eq!(failed, 0, "refused before anything was sent");
     }
     consumer.shutdown().await.unwrap();
     producer.shutdown().await.unwrap();
+}
+
+/// After the refused publishes, parcel `n` goes through, and it is the only
+/// event the consumer received (`why` says what that proves).
+async fn only_this_one_arrives(
+    bus: &Bus,
+    publisher: &Publisher,
+    rec: &Recorder,
+    n: u32,
+    why: &str,
+) {
+    const H: &str = "conformance_receive_parcel";
+    publisher.publish(&parcel(n)).await.unwrap();
+    eventually(PATIENCE, "the next event", || rec.has_applied(H, n)).await;
+    bus.drain(publisher, &parcel(u32::MAX), rec, &[(H, 0)])
+        .await;
+    assert_eq!(rec.count(H), 1, "{why}");
 }

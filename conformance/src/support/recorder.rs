@@ -134,6 +134,16 @@ impl Recorder {
         Arrival::Event
     }
 
+    /// [`Recorder::arrived`], then [`Recorder::applied`] unless it is a
+    /// sentinel: the whole body of a handler that only records.
+    pub fn record(&self, ctx: &Context, me: Instance, n: u32) -> Arrival {
+        let arrival = self.arrived(ctx, me, n);
+        if arrival == Arrival::Event {
+            self.applied(ctx, n);
+        }
+        arrival
+    }
+
     /// Records that a handler applied its side effect for event `n`.
     pub fn applied(&self, ctx: &Context, n: u32) {
         let handler = ctx.handler();
