@@ -51,7 +51,7 @@ pub use harness::kafka::KafkaHarness;
 pub use harness::memory::MemoryHarness;
 #[cfg(feature = "nats")]
 pub use harness::nats::{NatsHarness, Restart};
-pub use harness::{ConnectOptions, Harness, Idle, Letter};
+pub use harness::{poll_idle, ConnectOptions, Harness, Idle, Letter};
 pub use run::{run_scenario, run_test, Scenario, Verdict, SCENARIOS};
 pub use support::SENTINEL_HEADER;
 pub use support::{eventually, eventually_async, Arrival, Delivery, Effect, Instance, Recorder};

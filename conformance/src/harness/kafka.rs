@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use std::time::Instant;
 
 use event_runtime::kafka::rdkafka::config::ClientConfig;
 use event_runtime::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
@@ -16,7 +15,7 @@ use event_runtime::kafka::{KafkaConfig, KafkaTransport};
 use event_runtime::Transport;
 use futures_util::future::BoxFuture;
 
-use super::{ConnectOptions, Harness, Idle, Letter};
+use super::{poll_idle, ConnectOptions, Harness, Idle, Letter};
 
 /// How often the tap looks for new dead-letter topics.
 const TAP_SCAN: Duration = Duration::from_millis(200);
@@ -273,19 +272,11 @@ impl Harness for KafkaHarness {
         // included). The sentinels of the suite would not do: a key's
         // sentinels all land in one partition, so one instance.
         Box::pin(async move {
-            let deadline = Instant::now() + within;
-            loop {
+            poll_idle(within, Duration::from_millis(50), || async {
                 let lag = self.lag().await?;
-                if lag.is_empty() {
-                    return Ok(Idle::Reached);
-                }
-                if Instant::now() >= deadline {
-                    return Err(format!(
-                        "Kafka consumer groups not idle after {within:?}: {lag:?}"
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+                Ok((!lag.is_empty()).then(|| format!("Kafka consumer groups {lag:?}")))
+            })
+            .await
         })
     }
 

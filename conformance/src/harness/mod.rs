@@ -174,3 +174,28 @@ impl Letter {
         }
     }
 }
+
+/// Polls `busy` every `every` until it says nothing is pending (`Ok(None)`:
+/// [`Idle::Reached`]), fails, or `within` passed: the loop of a
+/// [`Harness::wait_idle`] whose broker can tell. `Ok(Some(what))` names
+/// what is still pending, for the error at the deadline.
+pub async fn poll_idle<F, Fut>(
+    within: Duration,
+    every: Duration,
+    mut busy: F,
+) -> Result<Idle, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, String>>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let Some(pending) = busy().await? else {
+            return Ok(Idle::Reached);
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("{pending} not idle after {within:?}"));
+        }
+        tokio::time::sleep(every).await;
+    }
+}

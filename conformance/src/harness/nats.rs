@@ -4,14 +4,14 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use event_runtime::nats::{async_nats, JetStreamTransport, NatsConfig, NatsTransport};
 use event_runtime::Transport;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 
-use super::{ConnectOptions, Harness, Idle, Letter};
+use super::{poll_idle, ConnectOptions, Harness, Idle, Letter};
 
 enum Connection {
     Nats(NatsTransport),
@@ -140,18 +140,11 @@ impl Harness for NatsHarness {
             }
             let js = async_nats::jetstream::new(self.client.clone());
             let stream_name = self.config(&ConnectOptions::default())?.stream_name();
-            let deadline = Instant::now() + within;
-            loop {
-                if consumers_idle(&js, &stream_name).await {
-                    return Ok(Idle::Reached);
-                }
-                if Instant::now() >= deadline {
-                    return Err(format!(
-                        "JetStream consumers of {stream_name} not idle after {within:?}"
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            poll_idle(within, Duration::from_millis(20), || async {
+                Ok((!consumers_idle(&js, &stream_name).await)
+                    .then(|| format!("JetStream consumers of {stream_name}")))
+            })
+            .await
         })
     }
 

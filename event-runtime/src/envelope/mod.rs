@@ -275,6 +275,29 @@ fn utc(t: SystemTime) -> Option<time::OffsetDateTime> {
     }
 }
 
+/// The envelope the transports' wire tests map (fixed id and time, a key,
+/// a correlation id, a traceparent, one extra header).
+#[cfg(test)]
+pub(crate) fn wire_sample() -> Envelope {
+    Envelope {
+        id: EventId::from("0192-id"),
+        topic: Cow::Borrowed("orders.created"),
+        source: Arc::from("shop"),
+        time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
+        schema_version: 2,
+        content_type: Cow::Borrowed("application/json"),
+        key: Some(Arc::from("o-1")),
+        correlation_id: Some(EventId::from("corr")),
+        causation_id: None,
+        traceparent: Some(Arc::from(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )),
+        tracestate: None,
+        headers: vec![("x-tenant".into(), "acme".into())],
+        payload: Bytes::from_static(br#"{"n":1}"#),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,20 +305,11 @@ mod tests {
     fn sample() -> Envelope {
         Envelope {
             id: EventId::new(),
-            topic: Cow::Borrowed("orders.created"),
             source: Arc::from("orders"),
             time: SystemTime::now(),
             schema_version: 3,
-            content_type: Cow::Borrowed("application/json"),
-            key: Some(Arc::from("o-1")),
-            correlation_id: Some(EventId::from("corr")),
-            causation_id: None,
-            traceparent: Some(Arc::from(
-                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            )),
-            tracestate: None,
-            headers: vec![("x-tenant".into(), "acme".into())],
             payload: Bytes::from_static(b"{}"),
+            ..wire_sample()
         }
     }
 

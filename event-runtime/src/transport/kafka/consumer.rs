@@ -873,21 +873,7 @@ mod tests {
     fn pending(t: &mut Tracker, partition: i32, offset: i64) -> Pending {
         let (topic, epoch) = t.register("t", partition, offset).unwrap();
         let p = Pending {
-            envelope: Arc::new(Envelope {
-                id: crate::envelope::EventId::from("e"),
-                topic: "t".into(),
-                source: Arc::from("s"),
-                time: std::time::SystemTime::UNIX_EPOCH,
-                schema_version: 1,
-                content_type: "application/json".into(),
-                key: None,
-                correlation_id: None,
-                causation_id: None,
-                traceparent: None,
-                tracestate: None,
-                headers: Vec::new(),
-                payload: Bytes::new(),
-            }),
+            envelope: Arc::new(crate::envelope::wire_sample()),
             topic,
             partition,
             offset,

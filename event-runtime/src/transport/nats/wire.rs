@@ -272,33 +272,17 @@ pub(crate) fn malformed_letter(
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
-    use std::time::{Duration, SystemTime};
+    use std::time::SystemTime;
 
     use std::sync::Arc;
 
     use super::*;
     use crate::delivery::HandlerErrorKind;
-    use crate::envelope::{header, EventId};
+    use crate::envelope::header;
     use crate::transport::dead_letter::MAX_ERROR_LEN;
 
     fn envelope() -> Envelope {
-        Envelope {
-            id: EventId::from("0192-id"),
-            topic: Cow::Borrowed("orders.created"),
-            source: Arc::from("shop"),
-            time: SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
-            schema_version: 2,
-            content_type: Cow::Borrowed("application/json"),
-            key: Some(Arc::from("o-1")),
-            correlation_id: Some(EventId::from("corr")),
-            causation_id: None,
-            traceparent: Some(Arc::from(
-                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            )),
-            tracestate: None,
-            headers: vec![("x-tenant".into(), "acme".into())],
-            payload: Bytes::from_static(br#"{"n":1}"#),
-        }
+        crate::envelope::wire_sample()
     }
 
     fn value<'a>(map: &'a HeaderMap, name: &str) -> Option<&'a str> {
